@@ -1,0 +1,19 @@
+# Shortcuts for the scripts in scripts/ (they work without make, too).
+.PHONY: run test lint format bench
+
+run:
+	bash scripts/run.sh
+
+test:
+	bash scripts/test.sh
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format:
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+bench:
+	.venv/bin/python bench/seed_demo.py

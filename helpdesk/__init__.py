@@ -1,0 +1,1 @@
+"""Helpdesk project: settings, URLs and WSGI entry point."""

@@ -1,0 +1,71 @@
+"""Shared fixtures. Database choice (SQLite or a throwaway MariaDB) is made by tests/plugins/mariadb.py."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def manage(tmp_path):
+    """Run manage.py in a child process with a clean, explicit configuration.
+
+    ENV_FILE points at an empty file so a developer's own .env never leaks into the result;
+    pass settings as keyword arguments.
+    """
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+        child_env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("DJANGO_", "ENVIRONMENT", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "LOG_"))
+        }
+        child_env.update({"ENV_FILE": str(env_file), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"})
+        child_env.update(env)
+        return subprocess.run(
+            [sys.executable, str(REPO_ROOT / "manage.py"), *args],
+            capture_output=True,
+            text=True,
+            env=child_env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+
+    return run
+
+
+@pytest.fixture
+def organization(db):
+    from crm.models import Organization
+
+    return Organization.objects.create(name="Acme Sp. z o.o.", email="it@acme.example")
+
+
+@pytest.fixture
+def customer(db, organization, django_user_model):
+    from crm.models import UserProfile
+
+    user = django_user_model.objects.create_user("jan", "jan@acme.example", "correct-horse-battery")
+    UserProfile.objects.create(user=user, organization=organization, role=UserProfile.Role.CUSTOMER)
+    return user
+
+
+@pytest.fixture
+def ticket(db, organization, customer):
+    from crm.models import Ticket
+
+    return Ticket.objects.create(
+        title="Printer offline", description="Third floor", organization=organization, created_by=customer
+    )
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # PBKDF2 with a production work factor costs ~0.3 s a hash; tests hash many passwords.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
