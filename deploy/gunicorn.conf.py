@@ -1,0 +1,21 @@
+"""gunicorn settings for the helpdesk; every value can be overridden by a GUNICORN_* variable.
+
+`kill -HUP $(cat $GUNICORN_PIDFILE)` reloads the code gracefully: gunicorn starts new workers from
+the release that `current` points to and lets the old ones finish their requests. That is the reload
+the updater uses (UPDATER_RELOAD_COMMAND) after switching releases.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = 200
+pidfile = os.environ.get("GUNICORN_PIDFILE") or None
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+errorlog = os.environ.get("GUNICORN_ERRORLOG", "-")
+wsgi_app = "helpdesk.wsgi:application"
