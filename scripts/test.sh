@@ -11,6 +11,6 @@ echo "==> Test suite on SQLite"
 .venv/bin/python -m coverage run -m pytest "$@" || status=1
 echo "==> Test suite on MariaDB"
 .venv/bin/python -m coverage run -m pytest --mariadb "$@" || status=1
-.venv/bin/python -m coverage combine -q && .venv/bin/python -m coverage report --precision=1 | tail -n 1
+.venv/bin/python -m coverage combine -q && echo "==> Coverage over both runs: $(.venv/bin/python -m coverage report --format=total --precision=1)%"
 [ "$status" = 0 ] && echo "==> Both databases passed" || echo "==> FAILED on at least one database" >&2
 exit "$status"
