@@ -212,9 +212,10 @@ def _create_tickets(rng, count, organizations, agents, customers_by_org, batch_s
 def _random_ticket(rng, organizations, agents, customers_by_org) -> Ticket:
     org = rng.choice(organizations)
     status = rng.choices(list(_STATUS_WEIGHTS), weights=list(_STATUS_WEIGHTS.values()))[0]
-    created_at = timezone.now() - timedelta(seconds=rng.randint(0, 365 * 24 * 3600))
+    now = timezone.now()
+    created_at = now - timedelta(seconds=rng.randint(0, 365 * 24 * 3600))
     done = status in ("resolved", "closed")
-    resolved_at = created_at + timedelta(minutes=rng.randint(5, 7 * 24 * 60)) if done else None
+    resolved_at = min(created_at + timedelta(minutes=rng.randint(5, 7 * 24 * 60)), now) if done else None
     subject, problem = rng.choice(_SUBJECTS), rng.choice(_PROBLEMS)
     return Ticket(
         title=f"{subject.capitalize()} {problem}",

@@ -6,6 +6,7 @@ Names follow the model contract in shared/DESIGN.md; other apps and the tests re
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -110,6 +111,9 @@ class Ticket(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.title}"
 
+    def get_absolute_url(self) -> str:
+        return reverse("crm:ticket_detail", args=[self.pk])
+
 
 class TicketComment(models.Model):
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="comments")
@@ -151,6 +155,10 @@ class TicketAttachment(models.Model):
 
     def __str__(self) -> str:
         return self.file.name
+
+    @property
+    def filename(self) -> str:
+        return self.file.name.rsplit("/", 1)[-1]
 
 
 class ActivityLog(models.Model):

@@ -69,3 +69,60 @@ def ticket(db, organization, customer):
 def fast_password_hashing(settings):
     # PBKDF2 with a production work factor costs ~0.3 s a hash; tests hash many passwords.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def media_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def _person(username: str, role: str, organization=None, **extra):
+    from django.contrib.auth import get_user_model
+
+    from crm.models import UserProfile
+
+    user = get_user_model().objects.create_user(
+        username, f"{username}@example.com", "pw-" + username, **extra
+    )
+    UserProfile.objects.create(user=user, role=role, organization=organization)
+    return user
+
+
+@pytest.fixture
+def helpdesk(db):
+    """Two organizations with a customer and a ticket each, an agent and an admin."""
+    from types import SimpleNamespace
+
+    from crm.models import Organization, Ticket
+
+    acme = Organization.objects.create(name="Acme")
+    globex = Organization.objects.create(name="Globex")
+    world = SimpleNamespace(
+        acme=acme,
+        globex=globex,
+        alice=_person("alice", "customer", acme),
+        bob=_person("bob", "customer", globex),
+        agent=_person("agnes", "agent"),
+        admin=_person("adam", "admin", is_staff=True, is_superuser=True),
+    )
+    world.acme_ticket = Ticket.objects.create(
+        title="Acme printer jammed", description="Paper everywhere", organization=acme, created_by=world.alice
+    )
+    world.globex_ticket = Ticket.objects.create(
+        title="Globex VPN down",
+        description="Secret Globex details",
+        organization=globex,
+        created_by=world.bob,
+    )
+    return world
+
+
+@pytest.fixture
+def as_user(client):
+    """Log the test client in as a given user (force_login: django-axes needs a request for passwords)."""
+
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login

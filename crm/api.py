@@ -1,0 +1,99 @@
+"""JSON API for tickets: /api/tickets/ (list, create) and /api/tickets/<id>/ (read, partial update).
+
+Same visibility, filters and rules as the pages: it goes through crm.access, crm.ticket_filters and
+crm.tickets. Errors come back as JSON objects keyed by field.
+"""
+
+from contextlib import contextmanager
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from crm import access, ticket_filters, tickets
+from crm.models import Organization, Ticket
+
+
+class TicketSerializer(serializers.ModelSerializer):
+    organization_name = serializers.CharField(source="organization.name", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    assigned_to_username = serializers.CharField(source="assigned_to.username", read_only=True, default=None)
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id", "title", "description", "status", "priority", "organization", "organization_name",
+            "created_by", "assigned_to", "assigned_to_username", "created_at", "updated_at", "resolved_at",
+            "resolution_notes",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class TicketCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField()
+    priority = serializers.ChoiceField(choices=Ticket.Priority.choices, default=Ticket.Priority.NORMAL)
+    organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all(), required=False)
+    assigned_to = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(), required=False, allow_null=True
+    )
+
+
+class TicketUpdateSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Ticket.Status.choices, required=False)
+    assigned_to = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(), required=False, allow_null=True
+    )
+    resolution_notes = serializers.CharField(required=False, allow_blank=True)
+
+    def validate(self, attrs):
+        unknown = set(self.initial_data) - set(self.fields)
+        if unknown:
+            raise ValidationError(
+                {name: ["This field cannot be changed through the API."] for name in unknown}
+            )
+        return attrs
+
+
+class TicketViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = TicketSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self):
+        user = self.request.user
+        queryset = access.visible_tickets(user).select_related("organization", "created_by", "assigned_to")
+        if self.action == "list":
+            queryset = ticket_filters.apply(
+                queryset, ticket_filters.parse(self.request.query_params, user), user
+            )
+        return queryset
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        incoming = TicketCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        with _as_api_errors():
+            ticket = tickets.open_ticket(author=request.user, **incoming.validated_data)
+        return Response(TicketSerializer(ticket).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        ticket = self.get_object()
+        incoming = TicketUpdateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        with _as_api_errors():
+            tickets.change_ticket(ticket, request.user, incoming.validated_data)
+        ticket.refresh_from_db()
+        return Response(TicketSerializer(ticket).data)
+
+
+@contextmanager
+def _as_api_errors():
+    """Turn the domain's Django ValidationError into DRF's, answered as 400 with field messages."""
+    try:
+        yield
+    except DjangoValidationError as error:
+        raise ValidationError(error.message_dict) from error

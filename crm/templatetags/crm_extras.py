@@ -1,0 +1,44 @@
+"""Template helpers: pagination links that keep the filters, and readable audit entries."""
+
+from django import template
+from django.utils.translation import gettext_lazy as _
+
+from crm.models import Ticket
+
+register = template.Library()
+
+_FIELD_LABELS = {
+    "title": Ticket._meta.get_field("title").verbose_name,
+    "description": Ticket._meta.get_field("description").verbose_name,
+    "status": Ticket._meta.get_field("status").verbose_name,
+    "priority": Ticket._meta.get_field("priority").verbose_name,
+    "assigned_to": Ticket._meta.get_field("assigned_to").verbose_name,
+    "resolution_notes": Ticket._meta.get_field("resolution_notes").verbose_name,
+    "file": _("file"),
+    "size": _("size"),
+}
+_CHOICES = {"status": dict(Ticket.Status.choices), "priority": dict(Ticket.Priority.choices)}
+
+
+@register.simple_tag
+def page_query(query_without_page: str, number: int) -> str:
+    return f"{query_without_page}&page={number}" if query_without_page else f"page={number}"
+
+
+@register.filter
+def audit_rows(changes: dict) -> list[tuple[str, str, str]]:
+    """(field label, old, new) for each [old, new] pair in an ActivityLog's changes."""
+    rows = []
+    for field, value in (changes or {}).items():
+        if not isinstance(value, list) or len(value) != 2:
+            continue
+        labels = _CHOICES.get(field, {})
+        old, new = (labels.get(v, v) for v in value)
+        rows.append(
+            (
+                str(_FIELD_LABELS.get(field, field)),
+                "" if old is None else str(old),
+                "" if new is None else str(new),
+            )
+        )
+    return rows

@@ -1,0 +1,92 @@
+"""Search, filters and sorting of the ticket list, shared by the page and the API.
+
+Unknown or malformed values are ignored rather than rejected: a stale bookmark still opens the list.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.http import QueryDict
+
+from crm import access
+from crm.models import Ticket
+
+_PRIORITY_RANK = Case(
+    *(When(priority=p, then=Value(rank)) for rank, p in enumerate(["urgent", "high", "normal", "low"])),
+    output_field=IntegerField(),
+)
+SORTS: dict[str, tuple] = {
+    "newest": ("-created_at", "-id"),
+    "oldest": ("created_at", "id"),
+    "updated": ("-updated_at", "-id"),
+    "priority": (_PRIORITY_RANK.asc(), "-created_at", "-id"),
+    "title": ("title", "id"),
+}
+DEFAULT_SORT = "newest"
+
+
+@dataclass
+class TicketFilters:
+    search: str = ""
+    status: str = ""
+    priority: str = ""
+    organization: int | None = None
+    assignee: str = ""  # "me", "none" or a user id
+    sort: str = DEFAULT_SORT
+    active: dict[str, str] = field(default_factory=dict)  # what was applied, for links that keep it
+
+
+def _id(text: str) -> int | None:
+    """A database id, or None: ASCII digits only, and short enough for a 64-bit column."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def parse(params: QueryDict, user) -> TicketFilters:
+    filters = TicketFilters()
+    filters.search = params.get("search", "").strip()[:200]
+    if params.get("status") in Ticket.Status.values:
+        filters.status = params["status"]
+    if params.get("priority") in Ticket.Priority.values:
+        filters.priority = params["priority"]
+    if access.is_staff_member(user):
+        filters.organization = _id(params.get("organization", ""))
+        assignee = params.get("assignee", "")
+        if assignee in ("me", "none") or _id(assignee) is not None:
+            filters.assignee = assignee
+    if params.get("sort") in SORTS:
+        filters.sort = params["sort"]
+    filters.active = {
+        key: str(value)
+        for key, value in (
+            ("search", filters.search),
+            ("status", filters.status),
+            ("priority", filters.priority),
+            ("organization", filters.organization or ""),
+            ("assignee", filters.assignee),
+            ("sort", filters.sort if filters.sort != DEFAULT_SORT else ""),
+        )
+        if value
+    }
+    return filters
+
+
+def apply(queryset: QuerySet[Ticket], filters: TicketFilters, user) -> QuerySet[Ticket]:
+    if filters.search:
+        term = filters.search
+        condition = Q(title__icontains=term) | Q(description__icontains=term)
+        if _id(term.lstrip("#")) is not None:
+            condition |= Q(pk=_id(term.lstrip("#")))
+        queryset = queryset.filter(condition)
+    if filters.status:
+        queryset = queryset.filter(status=filters.status)
+    if filters.priority:
+        queryset = queryset.filter(priority=filters.priority)
+    if filters.organization:
+        queryset = queryset.filter(organization_id=filters.organization)
+    if filters.assignee == "me":
+        queryset = queryset.filter(assigned_to=user)
+    elif filters.assignee == "none":
+        queryset = queryset.filter(assigned_to__isnull=True)
+    elif filters.assignee:
+        queryset = queryset.filter(assigned_to_id=int(filters.assignee))
+    return queryset.order_by(*SORTS[filters.sort])

@@ -1,0 +1,192 @@
+"""What can happen to a ticket: opening, changing, commenting, attaching — each one audited.
+
+The web pages and the JSON API both call these functions, so the rules (who may change which field,
+which status may follow which, resolving needs notes) and the ActivityLog rows are the same whichever
+way a change arrives. Rule violations raise django.core.exceptions.ValidationError keyed by field.
+"""
+
+import mimetypes
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm import access
+from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment
+
+Status = Ticket.Status
+
+# Which status may follow which. Reopening (back to in progress) is allowed from resolved and closed.
+TRANSITIONS: dict[str, set[str]] = {
+    Status.NEW: {Status.IN_PROGRESS, Status.RESOLVED, Status.CLOSED},
+    Status.IN_PROGRESS: {Status.NEW, Status.RESOLVED, Status.CLOSED},
+    Status.RESOLVED: {Status.IN_PROGRESS, Status.CLOSED},
+    Status.CLOSED: {Status.IN_PROGRESS},
+}
+CUSTOMER_FIELDS = {"title", "description", "priority"}
+STAFF_FIELDS = CUSTOMER_FIELDS | {"status", "assigned_to", "resolution_notes"}
+
+
+def editable_fields(user) -> set[str]:
+    return STAFF_FIELDS if access.is_staff_member(user) else CUSTOMER_FIELDS
+
+
+def open_ticket(
+    *,
+    author,
+    title: str,
+    description: str,
+    priority: str = Ticket.Priority.NORMAL,
+    organization: Organization | None = None,
+    assigned_to=None,
+) -> Ticket:
+    """Create a ticket. Customers always open it for their own organization."""
+    if access.is_staff_member(author):
+        if organization is None:
+            raise ValidationError({"organization": _("Choose the organization this ticket is for.")})
+    else:
+        if access.organization_id_of(author) is None:
+            raise PermissionDenied("Only members of an organization can open tickets.")
+        if assigned_to is not None:
+            raise PermissionDenied("Only agents can assign tickets.")
+        organization = Organization.objects.get(pk=access.organization_id_of(author))
+    if assigned_to is not None:
+        _check_assignee(assigned_to)
+    with transaction.atomic():
+        ticket = Ticket.objects.create(
+            title=title,
+            description=description,
+            priority=priority,
+            organization=organization,
+            created_by=author,
+            assigned_to=assigned_to,
+        )
+        _log(ticket, author, "created", {"title": [None, title], "priority": [None, priority]})
+    return ticket
+
+
+def change_ticket(ticket: Ticket, actor, changes: dict[str, Any]) -> dict[str, list]:
+    """Apply field changes as actor; return {field: [old, new]} of what really changed."""
+    forbidden = set(changes) - editable_fields(actor)
+    if forbidden:
+        raise PermissionDenied(f"Not allowed to change: {', '.join(sorted(forbidden))}.")
+    with transaction.atomic():
+        # Lock the row so that the "old" values in the audit are the ones really replaced.
+        current = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        diff = {
+            field: [getattr(current, field), value]
+            for field, value in changes.items()
+            if getattr(current, field) != value
+        }
+        if not diff:
+            return {}
+        _validate(current, changes, diff)
+        for field, (_old, new) in diff.items():
+            setattr(current, field, new)
+        if "status" in diff:
+            _stamp_resolution(current, diff["status"][1])
+        current.save()
+        audit = {field: [_audit_value(old), _audit_value(new)] for field, (old, new) in diff.items()}
+        _log(current, actor, "updated", audit)
+    ticket.refresh_from_db()
+    return audit
+
+
+def add_comment(ticket: Ticket, author, body: str, is_internal: bool = False) -> TicketComment:
+    if is_internal and not access.is_staff_member(author):
+        raise PermissionDenied("Only agents can write internal notes.")
+    if not body.strip():
+        raise ValidationError({"body": _("A comment cannot be empty.")})
+    with transaction.atomic():
+        comment = TicketComment.objects.create(
+            ticket=ticket, author=author, body=body, is_internal=is_internal
+        )
+        _log(ticket, author, "commented", {"internal": is_internal})
+        Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+    return comment
+
+
+def add_attachment(ticket: Ticket, uploader, upload: UploadedFile) -> TicketAttachment:
+    limit = settings.ATTACHMENT_MAX_BYTES
+    if upload.size > limit:
+        raise ValidationError(
+            {
+                "file": _("The file is too large (%(size)s); the limit is %(limit)s.")
+                % {"size": filesizeformat(upload.size), "limit": filesizeformat(limit)}
+            }
+        )
+    if upload.size == 0:
+        raise ValidationError({"file": _("The file is empty.")})
+    # The browser's claim about the type is only a hint; downloads are always sent as attachments.
+    content_type = mimetypes.guess_type(upload.name)[0] or "application/octet-stream"
+    with transaction.atomic():
+        attachment = TicketAttachment(
+            ticket=ticket, uploaded_by=uploader, size=upload.size, content_type=content_type
+        )
+        attachment.file.save(upload.name, upload, save=False)
+        attachment.save()
+        _log(
+            ticket,
+            uploader,
+            "attachment_added",
+            {"file": [None, attachment.filename], "size": [None, upload.size]},
+        )
+    return attachment
+
+
+def visible_activity(user, ticket: Ticket):
+    entries = ticket.activity.select_related("actor").order_by("created_at", "id")
+    if not access.is_staff_member(user):
+        entries = entries.exclude(action="commented", changes__internal=True)
+    return entries
+
+
+def _validate(current: Ticket, changes: dict[str, Any], diff: dict[str, list]) -> None:
+    errors: dict[str, str] = {}
+    if "status" in diff:
+        old, new = diff["status"]
+        if new not in Status.values:
+            errors["status"] = _("Unknown status.")
+        elif new not in TRANSITIONS[old]:
+            errors["status"] = _("A ticket cannot go from %(old)s to %(new)s.") % {
+                "old": Status(old).label,
+                "new": Status(new).label,
+            }
+        elif new == Status.RESOLVED and not changes.get("resolution_notes", current.resolution_notes).strip():
+            errors["resolution_notes"] = _("Describe how the ticket was resolved.")
+    if "priority" in diff and diff["priority"][1] not in Ticket.Priority.values:
+        errors["priority"] = _("Unknown priority.")
+    if "title" in diff and not str(diff["title"][1]).strip():
+        errors["title"] = _("A ticket needs a title.")
+    if errors:
+        raise ValidationError(errors)
+    if diff.get("assigned_to", [None, None])[1] is not None:
+        _check_assignee(diff["assigned_to"][1])
+
+
+def _check_assignee(user) -> None:
+    if not access.assignable_users().filter(pk=user.pk).exists():
+        raise ValidationError({"assigned_to": _("Tickets can only be assigned to agents.")})
+
+
+def _stamp_resolution(ticket: Ticket, new_status: str) -> None:
+    if new_status in (Status.RESOLVED, Status.CLOSED):
+        ticket.resolved_at = ticket.resolved_at or timezone.now()
+    else:
+        ticket.resolved_at = None
+
+
+def _audit_value(value: Any) -> Any:
+    """Store people by username, so the history reads well even after the account is gone."""
+    if hasattr(value, "get_username"):
+        return value.get_username()
+    return value
+
+
+def _log(ticket: Ticket, actor, action: str, changes: dict) -> None:
+    ActivityLog.objects.create(ticket=ticket, actor=actor, action=action, changes=changes)

@@ -1,0 +1,185 @@
+"""The helpdesk pages. Each view checks access through crm.access and changes tickets through crm.tickets."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from crm import access, ticket_filters, tickets
+from crm.forms import AttachmentForm, CommentForm, TicketCreateForm, TicketEditForm
+from crm.models import Organization, Ticket
+
+PER_PAGE_CHOICES = (10, 25, 50, 100)
+
+
+@require_GET
+@login_required
+def ticket_list(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    filters = ticket_filters.parse(request.GET, user)
+    queryset = ticket_filters.apply(access.visible_tickets(user), filters, user).select_related(
+        "organization", "assigned_to"
+    )
+    per_page = _per_page(request)
+    page = Paginator(queryset, per_page).get_page(request.GET.get("page"))
+    staff = access.is_staff_member(user)
+    return render(
+        request,
+        "crm/ticket_list.html",
+        {
+            "page": page,
+            "filters": filters,
+            "per_page": per_page,
+            "per_page_choices": PER_PAGE_CHOICES,
+            "statuses": Ticket.Status.choices,
+            "priorities": Ticket.Priority.choices,
+            "sorts": [
+                ("newest", _("Newest")),
+                ("oldest", _("Oldest")),
+                ("updated", _("Recently updated")),
+                ("priority", _("Priority")),
+                ("title", _("Title")),
+            ],
+            "is_staff_member": staff,
+            "organizations": Organization.objects.only("id", "name") if staff else [],
+            "assignees": access.assignable_users().only("id", "username") if staff else [],
+            "query_without_page": _query_without(request, "page"),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def ticket_create(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if not access.is_staff_member(user) and access.organization_id_of(user) is None:
+        raise PermissionDenied
+    form = TicketCreateForm(request.POST or None, user=user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ticket = tickets.open_ticket(author=user, **form.cleaned_data)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("Ticket #%(id)s created.") % {"id": ticket.pk})
+            return redirect("crm:ticket_detail", pk=ticket.pk)
+    return render(request, "crm/ticket_form.html", {"form": form, "creating": True})
+
+
+@require_GET
+@login_required
+def ticket_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    ticket = access.get_visible_ticket(request.user, pk)
+    return _render_detail(request, ticket)
+
+
+def _render_detail(request, ticket, comment_form=None, attachment_form=None, status=200) -> HttpResponse:
+    user = request.user
+    return render(
+        request,
+        "crm/ticket_detail.html",
+        {
+            "ticket": ticket,
+            "comments": access.visible_comments(user, ticket),
+            "attachments": ticket.attachments.select_related("uploaded_by"),
+            "activity": tickets.visible_activity(user, ticket),
+            "comment_form": comment_form or CommentForm(user=user),
+            "attachment_form": attachment_form or AttachmentForm(),
+            "is_staff_member": access.is_staff_member(user),
+        },
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def ticket_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    ticket = access.get_visible_ticket(user, pk)
+    editable = tickets.editable_fields(user)
+    initial = {name: getattr(ticket, name) for name in editable}
+    form = TicketEditForm(request.POST or None, initial=initial, user=user, editable=editable)
+    if request.method == "POST" and form.is_valid():
+        try:
+            changed = tickets.change_ticket(ticket, user, form.cleaned_data)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            if changed:
+                messages.success(request, _("Ticket #%(id)s updated.") % {"id": ticket.pk})
+            return redirect("crm:ticket_detail", pk=ticket.pk)
+    return render(request, "crm/ticket_form.html", {"form": form, "ticket": ticket, "creating": False})
+
+
+@require_POST
+@login_required
+def comment_add(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    ticket = access.get_visible_ticket(user, pk)
+    form = CommentForm(request.POST, user=user)
+    if form.is_valid():
+        try:
+            tickets.add_comment(
+                ticket, user, form.cleaned_data["body"], form.cleaned_data.get("is_internal", False)
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("Comment added."))
+            return redirect(f"{ticket.get_absolute_url()}#comments")
+    return _render_detail(request, ticket, comment_form=form, status=400)
+
+
+@require_POST
+@login_required
+def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    ticket = access.get_visible_ticket(user, pk)
+    form = AttachmentForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            tickets.add_attachment(ticket, user, form.cleaned_data["file"])
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("File attached."))
+            return redirect(f"{ticket.get_absolute_url()}#attachments")
+    return _render_detail(request, ticket, attachment_form=form, status=400)
+
+
+@require_GET
+@login_required
+def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
+    attachment = access.get_visible_attachment(request.user, pk)
+    try:
+        handle = attachment.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("The file is missing from storage.") from None
+    # Always a download, never rendered inline: an uploaded HTML file must not run in our origin.
+    return FileResponse(
+        handle, as_attachment=True, filename=attachment.filename, content_type="application/octet-stream"
+    )
+
+
+def _per_page(request: HttpRequest) -> int:
+    try:
+        wanted = int(request.GET.get("per_page", settings.TICKETS_PER_PAGE))
+    except ValueError:
+        return settings.TICKETS_PER_PAGE
+    return wanted if wanted in PER_PAGE_CHOICES else settings.TICKETS_PER_PAGE
+
+
+def _query_without(request: HttpRequest, key: str) -> str:
+    params = request.GET.copy()
+    params.pop(key, None)
+    return params.urlencode()
+
+
+def _add_errors(form, error: ValidationError) -> None:
+    for field, messages_ in error.message_dict.items():
+        form.add_error(field if field in form.fields else None, messages_)
