@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
 from django.test import override_settings
+from django.utils import timezone
 
 from crm.models import ActivityLog, Organization, Ticket, TicketComment, UserProfile
 
@@ -33,12 +34,16 @@ def test_seed_demo_creates_the_requested_counts_and_prints_logins():
     assert "customer0001-1 / customer" in output
 
 
-def test_printed_logins_actually_work():
+def test_printed_logins_actually_work(rf):
     seed("--tickets", "5", "--orgs", "1")
-    admin = authenticate(username="admin", password="admin")
+
+    def login(username: str, password: str):
+        return authenticate(rf.post("/login/"), username=username, password=password)
+
+    admin = login("admin", "admin")
     assert admin is not None and admin.is_superuser
-    assert authenticate(username="agent3", password="agent").profile.role == "agent"
-    customer = authenticate(username="customer0001-2", password="customer")
+    assert login("agent3", "agent").profile.role == "agent"
+    customer = login("customer0001-2", "customer")
     assert customer.profile.organization.name == "Demo Organization 0001"
 
 
@@ -48,6 +53,7 @@ def test_demo_tickets_are_consistent():
     for ticket in tickets:
         assert ticket.created_by.profile.organization_id == ticket.organization_id
         assert (ticket.resolved_at is not None) == (ticket.status in ("resolved", "closed"))
+        assert ticket.resolved_at is None or ticket.created_at <= ticket.resolved_at <= timezone.now()
         if ticket.status == "new":
             assert ticket.assigned_to_id is None
     assert set(tickets.values_list("status", flat=True)) == {"new", "in_progress", "resolved", "closed"}
