@@ -25,7 +25,8 @@ command -v gcc >/dev/null || packages+=(gcc)
 "$python_bin" -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 "$python_bin" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || packages+=(python3-dev)
-[ "$for_tests" = 1 ] && packages+=(mariadb-server mariadb-client)
+# Tests start their own MariaDB server and drive Debian's Chromium through Playwright.
+[ "$for_tests" = 1 ] && packages+=(mariadb-server mariadb-client chromium fonts-dejavu-core)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -1,6 +1,7 @@
 """Template helpers: pagination links that keep the filters, and readable audit entries."""
 
 from django import template
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import Ticket
@@ -34,6 +35,8 @@ def audit_rows(changes: dict) -> list[tuple[str, str, str]]:
             continue
         labels = _CHOICES.get(field, {})
         old, new = (labels.get(v, v) for v in value)
+        if field == "size":
+            old, new = (filesizeformat(v) if v is not None else None for v in (old, new))
         rows.append(
             (
                 str(_FIELD_LABELS.get(field, field)),
