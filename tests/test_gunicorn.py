@@ -1,22 +1,15 @@
 """The production configuration is served by a real gunicorn: pages render, static files come through."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
 from tests.conftest import REPO_ROOT
+from tests.support.processes import free_port, start_gunicorn, wait_until_serving
 from tests.test_settings import PROD
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +17,7 @@ def gunicorn_prod(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("gunicorn")
     env_file = tmp_path / "empty.env"
     env_file.write_text("")
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))},
         **PROD,
@@ -41,21 +34,9 @@ def gunicorn_prod(tmp_path_factory):
     manage = [sys.executable, str(REPO_ROOT / "manage.py")]
     for command in (["migrate", "--noinput", "-v", "0"], ["collectstatic", "--noinput", "-v", "0"]):
         subprocess.run([*manage, *command], env=env, check=True, cwd=REPO_ROOT, timeout=120)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_gunicorn(env, REPO_ROOT, sys.executable)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(base + "/admin/login/", timeout=2)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
+    wait_until_serving(base + "/admin/login/", server)
     yield base, tmp_path
     server.terminate()
     server.wait(timeout=30)

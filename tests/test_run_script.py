@@ -3,20 +3,19 @@
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 import requests
 
 from tests.conftest import REPO_ROOT
-from tests.test_gunicorn import _free_port
+from tests.support.processes import free_port, wait_until_serving
 
 
 @pytest.fixture
 def running_helpdesk(tmp_path):
     env_file = tmp_path / "empty.env"
     env_file.write_text("")
-    port = _free_port()
+    port = free_port()
     env = {
         **{
             k: v
@@ -38,13 +37,7 @@ def running_helpdesk(tmp_path):
             start_new_session=True,  # runserver's autoreloader forks; stop the whole group
         )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            requests.get(base + "/admin/login/", timeout=2)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.2)
+    wait_until_serving(base + "/login/", process, timeout=300)
     yield base, log
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)

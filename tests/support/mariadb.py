@@ -7,12 +7,13 @@ must survive a crash. It listens on 127.0.0.1 only.
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import MySQLdb
+
+from tests.support.processes import free_port
 
 
 class MariaDBError(RuntimeError):
@@ -27,12 +28,6 @@ def _find(*names: str) -> str:
     raise MariaDBError(f"none of {', '.join(names)} is installed (apt-get install mariadb-server)")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class MariaDBServer:
     """Start with start(), connect with url(), stop with stop(); or use it as a context manager."""
 
@@ -43,7 +38,7 @@ class MariaDBServer:
         self.datadir = self.base_dir / "data"
         self.socket = self.base_dir / "mariadb.sock"
         self.error_log = self.base_dir / "error.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.password = secrets.token_urlsafe(16)
         self._process: subprocess.Popen | None = None
 

@@ -1,0 +1,40 @@
+"""Helpers for tests and benchmarks that run real servers on the loopback."""
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(url: str, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    """Poll url until anything answers; fail early if the server process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before answering {url}")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing answered at {url} within {timeout}s")
+
+
+def start_gunicorn(env: dict[str, str], cwd: Path, python: str, log: Path | None = None) -> subprocess.Popen:
+    """gunicorn with the project's deploy/gunicorn.conf.py; GUNICORN_* variables in env configure it."""
+    output = log.open("w") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        [python, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
+        env=env,
+        cwd=cwd,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
