@@ -66,12 +66,11 @@ class TicketViewSet(
 
     def get_queryset(self):
         user = self.request.user
-        queryset = access.visible_tickets(user).select_related("organization", "created_by", "assigned_to")
+        queryset = access.visible_tickets(user)
         if self.action == "list":
-            queryset = ticket_filters.apply(
-                queryset, ticket_filters.parse(self.request.query_params, user), user
-            )
-        return queryset
+            filters = ticket_filters.parse(self.request.query_params, user)
+            queryset = ticket_filters.apply(queryset, filters, user)
+        return ticket_filters.with_related(queryset, "created_by")
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         incoming = TicketCreateSerializer(data=request.data)

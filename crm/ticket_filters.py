@@ -90,3 +90,13 @@ def apply(queryset: QuerySet[Ticket], filters: TicketFilters, user) -> QuerySet[
     elif filters.assignee:
         queryset = queryset.filter(assigned_to_id=int(filters.assignee))
     return queryset.order_by(*SORTS[filters.sort])
+
+
+def with_related(queryset: QuerySet[Ticket], *extra: str) -> QuerySet[Ticket]:
+    """Load organizations and people for a page of tickets in one extra query each.
+
+    Not select_related: joined to organization, MariaDB's optimizer starts from the organization
+    table and sorts the whole ticket table (350 ms at 100,000 tickets) instead of reading the newest
+    rows from the created_at index (under 1 ms).
+    """
+    return queryset.prefetch_related("organization", "assigned_to", *extra)

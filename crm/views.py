@@ -22,9 +22,7 @@ PER_PAGE_CHOICES = (10, 25, 50, 100)
 def ticket_list(request: HttpRequest) -> HttpResponse:
     user = request.user
     filters = ticket_filters.parse(request.GET, user)
-    queryset = ticket_filters.apply(access.visible_tickets(user), filters, user).select_related(
-        "organization", "assigned_to"
-    )
+    queryset = ticket_filters.with_related(ticket_filters.apply(access.visible_tickets(user), filters, user))
     per_page = _per_page(request)
     page = Paginator(queryset, per_page).get_page(request.GET.get("page"))
     staff = access.is_staff_member(user)
@@ -35,7 +33,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "filters": filters,
             "per_page": per_page,
-            "per_page_choices": PER_PAGE_CHOICES,
+            "per_page_choices": [(n, n) for n in PER_PAGE_CHOICES],
             "statuses": Ticket.Status.choices,
             "priorities": Ticket.Priority.choices,
             "sorts": [
@@ -46,8 +44,8 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
                 ("title", _("Title")),
             ],
             "is_staff_member": staff,
-            "organizations": Organization.objects.only("id", "name") if staff else [],
-            "assignees": access.assignable_users().only("id", "username") if staff else [],
+            "organizations": Organization.objects.values_list("id", "name") if staff else [],
+            "assignees": access.assignable_users().values_list("id", "username") if staff else [],
             "query_without_page": _query_without(request, "page"),
         },
     )

@@ -16,6 +16,6 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = 200
 pidfile = os.environ.get("GUNICORN_PIDFILE") or None
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
 errorlog = os.environ.get("GUNICORN_ERRORLOG", "-")
 wsgi_app = "helpdesk.wsgi:application"

@@ -207,6 +207,9 @@ def test_list_search_filters_and_sorting(helpdesk, as_user):
     assert titles("?search=SECRET globex") == ["Globex VPN down"]  # description, case-insensitive
     assert titles("?priority=urgent") == ["Monitor flickers 1"]
     assert titles(f"?organization={helpdesk.globex.pk}") == ["Globex VPN down"]
+    form = client.get(f"/tickets/?organization={helpdesk.globex.pk}&status=new").content.decode()
+    assert f'<option value="{helpdesk.globex.pk}" selected>Globex</option>' in form
+    assert '<option value="new" selected>New</option>' in form
     assert titles("?sort=priority")[0] == "Monitor flickers 1"
     assert titles("?sort=oldest")[0] == "Acme printer jammed"
     assert titles("?status=resolved") == []

@@ -1,7 +1,10 @@
 """Template helpers: pagination links that keep the filters, and readable audit entries."""
 
+from html import escape
+
 from django import template
 from django.template.defaultfilters import filesizeformat
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import Ticket
@@ -19,6 +22,20 @@ _FIELD_LABELS = {
     "size": _("size"),
 }
 _CHOICES = {"status": dict(Ticket.Status.choices), "priority": dict(Ticket.Priority.choices)}
+
+
+@register.simple_tag
+def select_options(choices, selected) -> str:
+    """<option>s for (value, label) pairs, built with the standard library's escape: a template loop,
+    or format_html, over a thousand organizations costs tens of milliseconds per page."""
+    selected = "" if selected is None else str(selected)
+    return mark_safe(  # noqa: S308 - every value and label is escaped just below
+        "".join(
+            f'<option value="{escape(str(value))}"{" selected" if str(value) == selected else ""}>'
+            f"{escape(str(label))}</option>"
+            for value, label in choices
+        )
+    )
 
 
 @register.simple_tag

@@ -1,0 +1,125 @@
+"""Benchmark: the ticket list served by gunicorn on MariaDB with 100,000 tickets, against the Django admin.
+
+    .venv/bin/python bench/ticket_list.py [--tickets 100000] [--orgs 1000] [--requests 200]
+
+Both sides run in the same gunicorn (2 workers) against the same database, logged in as a user who
+sees every ticket: /tickets/ (an agent) and its anchor /admin/crm/ticket/ (a superuser), each for
+page 1, a filtered page and a search. Requests are sequential, after a warm-up; p50/p95 are printed
+with the anchor/ours ratio. Issue targets: list p50 <= 30 ms, search p50 <= 150 ms.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.mariadb import MariaDBServer  # noqa: E402
+from tests.support.processes import free_port, start_gunicorn, wait_until_serving  # noqa: E402
+
+CASES = [
+    ("page 1", "/tickets/", "/admin/crm/ticket/"),
+    (
+        "filtered",
+        "/tickets/?status=in_progress&priority=high",
+        "/admin/crm/ticket/?status__exact=in_progress&priority__exact=high",
+    ),
+    ("search", "/tickets/?search=printer", "/admin/crm/ticket/?q=printer"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--orgs", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-list-") as tmp, MariaDBServer(Path(tmp) / "db") as server:
+        env = _environment(Path(tmp), server.url())
+        manage = [sys.executable, str(REPO_ROOT / "manage.py")]
+        for command in (
+            ["migrate", "-v", "0"],
+            ["collectstatic", "--noinput", "-v", "0"],
+            ["seed_demo", "--tickets", str(args.tickets), "--orgs", str(args.orgs)],
+        ):
+            subprocess.run([*manage, *command], env=env, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+        gunicorn = start_gunicorn(env, REPO_ROOT, sys.executable, log=Path(tmp) / "gunicorn.log")
+        base = f"http://{env['GUNICORN_BIND']}"
+        try:
+            wait_until_serving(base + "/login/", gunicorn)
+            agent, admin = _login(base, "agent1", "agent"), _login(base, "admin", "admin")
+            print(f"{args.tickets} tickets, {args.orgs} organizations, MariaDB, gunicorn 2 workers, "
+                  f"{args.requests} sequential requests per URL")  # fmt: skip
+            print(f"{'case':<9} {'ours p50':>9} {'p95':>7}   {'admin p50':>9} {'p95':>7}   admin/ours (p50)")
+            for name, ours_url, anchor_url in CASES:
+                ours = _measure(agent, base + ours_url, args.requests)
+                anchor = _measure(admin, base + anchor_url, args.requests)
+                ours_text = f"{ours[0]:7.1f}ms {ours[1]:5.1f}ms"
+                anchor_text = f"{anchor[0]:7.1f}ms {anchor[1]:5.1f}ms"
+                print(f"{name:<9} {ours_text}   {anchor_text}   {anchor[0] / ours[0]:.1f}x")
+        finally:
+            gunicorn.terminate()
+            gunicorn.wait(timeout=30)
+
+
+def _environment(tmp: Path, database_url: str) -> dict[str, str]:
+    env_file = tmp / "bench.env"
+    env_file.write_text("")
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+        "ENV_FILE": str(env_file),
+        "ENVIRONMENT": "test",
+        "SECRET_KEY": "bench-" + "k" * 60,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": database_url,
+        "STATIC_ROOT": str(tmp / "static"),
+        "MEDIA_ROOT": str(tmp / "media"),
+        "LOG_LEVEL": "WARNING",
+        "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_ACCESSLOG": "",
+    }
+
+
+def _login(base: str, username: str, password: str) -> requests.Session:
+    session = requests.Session()
+    session.get(base + "/login/", timeout=10)
+    response = session.post(
+        base + "/login/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    if "sessionid" not in session.cookies:
+        raise RuntimeError(f"could not log in as {username}")
+    return session
+
+
+def _measure(session: requests.Session, url: str, count: int) -> tuple[float, float]:
+    for _ in range(max(10, count // 10)):
+        session.get(url, timeout=30).raise_for_status()
+    timings = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = session.get(url, timeout=30)
+        timings.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    cuts = statistics.quantiles(timings, n=100)
+    return statistics.median(timings), cuts[94]
+
+
+if __name__ == "__main__":
+    main()
