@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -15,6 +16,7 @@ from crm.forms import AttachmentForm, CommentForm, TicketCreateForm, TicketEditF
 from crm.models import Organization, Ticket
 
 PER_PAGE_CHOICES = (10, 25, 50, 100)
+UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart headers and the CSRF field around the file
 
 
 @require_GET
@@ -138,6 +140,10 @@ def comment_add(request: HttpRequest, pk: int) -> HttpResponse:
 def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
     user = request.user
     ticket = access.get_visible_ticket(user, pk)
+    # Refuse an oversized body before Django spools it to disk; the exact check is per file below.
+    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.ATTACHMENT_MAX_BYTES + UPLOAD_OVERHEAD_BYTES:
+        messages.error(request, _("The file is too large; the limit is %(limit)s.") % {"limit": _limit()})
+        return _render_detail(request, ticket, status=413)
     form = AttachmentForm(request.POST, request.FILES)
     if form.is_valid():
         try:
@@ -162,6 +168,10 @@ def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
     return FileResponse(
         handle, as_attachment=True, filename=attachment.filename, content_type="application/octet-stream"
     )
+
+
+def _limit() -> str:
+    return filesizeformat(settings.ATTACHMENT_MAX_BYTES)
 
 
 def _per_page(request: HttpRequest) -> int:

@@ -186,6 +186,18 @@ def test_attachment_over_the_limit_is_refused_and_nothing_is_stored(helpdesk, as
     assert not (settings.MEDIA_ROOT / "attachments").exists()
 
 
+def test_oversized_upload_is_refused_before_it_is_read(helpdesk, as_user, settings):
+    settings.ATTACHMENT_MAX_BYTES = 1024
+    ticket = helpdesk.acme_ticket
+    response = as_user(helpdesk.alice).post(
+        f"/tickets/{ticket.pk}/attachments/",
+        {"file": SimpleUploadedFile("huge.iso", b"x" * (2 * 1024 * 1024))},
+    )
+    assert response.status_code == 413
+    assert "The file is too large; the limit is 1.0\xa0KB." in response.content.decode()
+    assert ticket.attachments.count() == 0
+
+
 def test_media_files_are_not_served_publicly(helpdesk, as_user):
     attachment = tickets.add_attachment(
         helpdesk.acme_ticket, helpdesk.alice, SimpleUploadedFile("a.txt", b"x")
