@@ -166,6 +166,9 @@ MEDIA_ROOT = Path(config("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 # Attachments: largest accepted upload, in bytes (10 MiB by default).
 ATTACHMENT_MAX_BYTES = config("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024, cast=int)
 
+# Database backups (backup_database, restore_database, updates); a deployment keeps them in shared/backups.
+BACKUP_DIR = Path(config("BACKUP_DIR", default=str(BASE_DIR / "backups")))
+
 TICKETS_PER_PAGE = 25
 REST_FRAMEWORK = {
     # Token first: an unauthenticated call then gets 401 with WWW-Authenticate, not a bare 403.

@@ -126,3 +126,20 @@ def as_user(client):
         return client
 
     return login
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory):
+    """SQLite tests use a database file, not memory: backups, restores and child processes need one."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(
+            tmp_path_factory.mktemp("sqlite") / "test_helpdesk.sqlite3"
+        )
+
+
+@pytest.fixture(autouse=True)
+def backups_in_tmp(settings, tmp_path):
+    settings.BACKUP_DIR = tmp_path / "backups"

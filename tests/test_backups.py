@@ -1,0 +1,383 @@
+"""backup_database / restore_database on the real database of the run (SQLite file or MariaDB).
+
+Backups are made by other processes (mariadb-dump, a second SQLite connection), so these tests
+commit their data: transaction=True.
+"""
+
+import gzip
+import hashlib
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, connections
+
+from crm import demo_data
+from crm.models import Organization, Ticket
+from tests.conftest import REPO_ROOT
+from updater import backups, locks
+from updater.backup_engines import engine_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+POLISH = "Zażółć gęślą jaźń — ZAŻÓŁĆ GĘŚLĄ JAŹŃ"
+BLOB = bytes(range(256)) * 4
+
+
+def is_mysql() -> bool:
+    return connection.vendor == "mysql"
+
+
+def child_database_url() -> str:
+    db = connection.settings_dict
+    if is_mysql():
+        return f"mysql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return f"sqlite:///{db['NAME']}"
+
+
+def backup(**options) -> backups.BackupResult:
+    return backups.create_backup(**options)
+
+
+@pytest.fixture
+def blob_table():
+    """A table outside the app with every byte value and Polish text, dropped afterwards."""
+    blob_type = "LONGBLOB" if is_mysql() else "BLOB"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE bk_blob (id INTEGER PRIMARY KEY, data {blob_type}, note VARCHAR(100))")
+        cursor.execute("INSERT INTO bk_blob VALUES (1, %s, %s)", [BLOB, POLISH])
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bk_blob")
+
+
+@pytest.fixture
+def tickets_data(db):
+    demo_data.seed(tickets=60, orgs=3)
+    Organization.objects.create(name=POLISH)
+
+
+def _snapshot() -> dict:
+    return {
+        "tickets": list(
+            Ticket.objects.order_by("pk").values_list("pk", "title", "description", "status", "created_at")
+        ),
+        "orgs": list(Organization.objects.order_by("pk").values_list("pk", "name")),
+    }
+
+
+def test_round_trip_keeps_every_row_identical(tickets_data, blob_table):
+    before = _snapshot()
+    result = backup()
+    Ticket.objects.filter(pk__in=[t[0] for t in before["tickets"][:10]]).delete()
+    Organization.objects.filter(name=POLISH).update(name="changed")
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE bk_blob SET data = %s", [b"gone"])
+
+    restored = backups.restore_backup(result.path)
+
+    assert _snapshot() == before
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT data, note FROM bk_blob WHERE id = 1")
+        data, note = cursor.fetchone()
+    assert bytes(data) == BLOB
+    assert note == POLISH
+    assert restored.integrity_problems == []
+    assert restored.table_counts["crm_ticket"] == 60
+    assert restored.safety_backup.exists()
+
+
+def test_restore_removes_tables_created_after_the_backup(tickets_data):
+    result = backup()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bk_later (id INTEGER PRIMARY KEY)")
+    backups.restore_backup(result.path)
+    assert "bk_later" not in connection.introspection.table_names()
+    assert Ticket.objects.count() == 60
+
+
+def test_backup_files_are_private_and_described_by_a_manifest(tickets_data):
+    result = backup()
+    assert stat.S_IMODE(result.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(backups.manifest_path(result.path).stat().st_mode) == 0o600
+    manifest = json.loads(backups.manifest_path(result.path).read_text())
+    assert manifest["vendor"] == connection.vendor
+    assert manifest["size"] == result.path.stat().st_size
+    assert len(manifest["sha256"]) == 64
+    assert "0003_fill_resolution_notes" in manifest["migrations"]["crm"]
+    assert manifest["verified_at"] and manifest["app_version"] and manifest["server_version"]
+    latest = result.path.parent / f"latest.{manifest['format']}.gz"
+    assert latest.resolve() == result.path
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="only MariaDB dumps are SQL text by default")
+def test_mariadb_backup_is_plain_gzip_of_a_complete_dump(tickets_data):
+    result = backup()
+    with gzip.open(result.path, "rb") as handle:
+        text = handle.read().decode()
+    assert "CREATE TABLE `crm_ticket`" in text
+    assert POLISH in text
+    assert text.rstrip().splitlines()[-1].startswith("-- Dump completed")
+
+
+def test_sql_format_and_zstd_round_trip(tickets_data):
+    result = backup(fmt="sql", compression_kind="zstd")
+    assert result.path.name.endswith(".sql.zst")
+    Ticket.objects.all().delete()
+    backups.restore_backup(result.path)
+    assert Ticket.objects.count() == 60
+
+
+def test_truncated_backup_is_refused_and_the_database_untouched(tickets_data):
+    result = backup()
+    data = result.path.read_bytes()
+    result.path.write_bytes(data[: len(data) // 2])
+    Ticket.objects.filter(pk=Ticket.objects.first().pk).update(title="changed after the backup")
+
+    with pytest.raises(CommandError, match=r"Refusing to restore: .*truncated or altered"):
+        call_command("restore_database", str(result.path), "--no-input")
+    assert Ticket.objects.filter(title="changed after the backup").exists()
+    with pytest.raises(CommandError, match="Verification failed"):
+        call_command("backup_database", "--verify", str(result.path))
+
+
+def test_altered_backup_is_refused(tickets_data):
+    result = backup()
+    data = bytearray(result.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one bit pattern changed
+    result.path.write_bytes(bytes(data))
+    with pytest.raises(backups.BackupInvalid):
+        backups.verify_backup(result.path)
+    with pytest.raises(CommandError, match="Refusing to restore"):
+        call_command("restore_database", str(result.path), "--no-input")
+    assert Ticket.objects.count() == 60
+
+
+def test_backup_of_another_database_needs_force(tickets_data):
+    result = backup()
+    manifest_file = backups.manifest_path(result.path)
+    manifest = json.loads(manifest_file.read_text())
+    manifest["database"] = "someone_else"
+    manifest_file.write_text(json.dumps(manifest))
+    Ticket.objects.all().delete()
+    with pytest.raises(backups.BackupError, match="pass --force"):
+        backups.restore_backup(result.path)
+    assert Ticket.objects.count() == 0
+    backups.restore_backup(result.path, force=True)
+    assert Ticket.objects.count() == 60
+
+
+def test_failing_restore_puts_the_safety_backup_back(tickets_data, tmp_path):
+    result = backup(fmt="sql")
+    text = gzip.decompress(result.path.read_bytes()).decode()
+    # A dump that is intact as a file but fails half-way through as SQL.
+    anchor = "INSERT INTO" if "INSERT INTO" in text else "CREATE TABLE"
+    position = text.index(anchor, len(text) // 2)
+    broken = text[:position] + "THIS IS NOT SQL;\n" + text[position:]
+    bad = result.path.with_name(result.path.name.replace("-2", "-1", 1))
+    payload = gzip.compress(broken.encode())
+    bad.write_bytes(payload)
+    manifest = json.loads(backups.manifest_path(result.path).read_text())
+    manifest.update(file=bad.name, size=len(payload), sha256=hashlib.sha256(payload).hexdigest())
+    backups.manifest_path(bad).write_text(json.dumps(manifest))
+    Ticket.objects.filter(pk=Ticket.objects.first().pk).update(title="made after the backup")
+
+    with pytest.raises(backups.BackupError, match="put back from the safety backup"):
+        backups.restore_backup(bad)
+    assert Ticket.objects.count() == 60
+    assert Ticket.objects.filter(title="made after the backup").exists()
+
+
+def test_rotation_keeps_the_newest_verified_and_never_pinned_or_foreign_files(tickets_data, settings):
+    directory = Path(settings.BACKUP_DIR)
+    made = [backup().path for _ in range(4)]
+    backups.pin(made[0], "an unfinished update needs it")
+    foreign = directory / "notes-about-helpdesk.sql.gz"
+    foreign.write_bytes(b"not ours")
+    lookalike = directory / "helpdesk-20200101T000000000000Z.sql.gz"  # our pattern, but no manifest
+    lookalike.write_bytes(b"no manifest")
+
+    result = backup(rotate=2)
+
+    remaining = {p.name for p, _ in backups.list_backups(directory)}
+    assert remaining == {result.path.name, made[3].name, made[0].name}  # newest two + the pinned one
+    assert not made[1].exists() and not made[2].exists()
+    assert not backups.manifest_path(made[1]).exists()
+    assert foreign.exists() and lookalike.exists()
+    assert set(result.rotated) == {made[1], made[2]}
+
+
+def test_backup_refused_while_another_holds_the_lock(tickets_data):
+    engine = engine_for()
+    with (
+        locks.hold(backups.lock_path(engine), command="restore_database (test)"),
+        pytest.raises(
+            CommandError, match=r"another backup or restore .* running .*restore_database"
+        ) as error,
+    ):
+        call_command("backup_database")
+    assert error.value.returncode == 3
+    assert backups.list_backups(Path(backups.default_directory())) == []
+
+
+def test_command_reports_where_the_backup_went(tickets_data, tmp_path):
+    out = StringIO()
+    call_command("backup_database", "--output", str(tmp_path / "mine.gz"), stdout=out)
+    assert "Backup written and verified: " + str(tmp_path / "mine.gz") in out.getvalue()
+    assert (tmp_path / "mine.gz").exists()
+    with pytest.raises(CommandError, match="never overwrite"):
+        call_command("backup_database", "--output", str(tmp_path / "mine.gz"))
+
+
+def test_restore_command_reports_tables_and_rows(tickets_data):
+    result = backup()
+    out = StringIO()
+    call_command("restore_database", str(result.path), "--no-input", stdout=out)
+    text = out.getvalue()
+    assert "Safety backup of the previous state:" in text
+    assert "crm_ticket" in text and "integrity check passed" in text
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="a MariaDB dump tool and its password")
+def test_password_never_appears_in_process_arguments_or_environment(tickets_data):
+    demo_data.seed(tickets=3000, orgs=3)  # a dump larger than a pipe buffer keeps the tool running
+    password = connection.settings_dict["PASSWORD"].encode()
+    dump = engine_for().iter_dump("sql")
+    next(dump)  # the tool is now running, blocked on a full pipe
+    seen = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"mariadb-dump" in cmdline or b"mysqldump" in cmdline:
+            seen.append(pid)
+            assert password not in cmdline
+            assert password not in Path(f"/proc/{pid}/environ").read_bytes()
+    for _ in dump:
+        pass
+    assert seen, "the dump tool was not found running"
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="InnoDB's consistent snapshot")
+def test_writer_is_not_blocked_during_a_mariadb_backup(tickets_data):
+    demo_data.seed(tickets=3000, orgs=3)
+    org = Organization.objects.first()
+    author = Ticket.objects.first().created_by
+    dump = engine_for().iter_dump("sql")
+    first = next(dump)  # snapshot taken, dump in progress
+
+    writer = connections.create_connection("default")
+    try:
+        with writer.cursor() as cursor:
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = 3, lock_wait_timeout = 3")
+            started = time.monotonic()
+            cursor.execute(
+                "INSERT INTO crm_ticket (title, description, status, priority, created_by_id, "
+                "organization_id, created_at, updated_at, resolution_notes) "
+                "VALUES ('written during the dump', '', 'new', 'normal', %s, %s, NOW(), NOW(), '')",
+                [author.pk, org.pk],
+            )
+            writer.commit()
+            elapsed = time.monotonic() - started
+    finally:
+        writer.close()
+    text = (first + b"".join(dump)).decode()
+    assert elapsed < 2.0, f"the write waited {elapsed:.1f}s for the dump"
+    assert "written during the dump" not in text  # the dump is the snapshot from before the write
+    assert Ticket.objects.filter(title="written during the dump").exists()
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="storage engines are a MySQL notion")
+def test_warns_about_tables_outside_the_snapshot(tickets_data):
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bk_myisam (id INTEGER PRIMARY KEY) ENGINE=MyISAM")
+    try:
+        err = StringIO()
+        call_command("backup_database", stderr=err)
+        assert "bk_myisam (MyISAM) is not InnoDB" in err.getvalue()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE bk_myisam")
+
+
+def _child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env_file = tmp_path / "child.env"
+    env_file.write_text("")
+    return {**os.environ, "ENV_FILE": str(env_file), "DATABASE_URL": child_database_url(), **extra}
+
+
+def test_killed_backup_leaves_no_file_that_looks_like_a_backup(tickets_data, tmp_path, settings):
+    demo_data.seed(tickets=3000, orgs=3)
+    directory = Path(settings.BACKUP_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    holder = None
+    if is_mysql():
+        # Hold a write lock on one table: the dump stops there, midway, until we kill it.
+        holder = connections.create_connection("default")
+        holder.cursor().execute("LOCK TABLES crm_ticket WRITE")
+    process = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "manage.py"), "backup_database", "--format", "sql"],
+        env=_child_env(tmp_path, BACKUP_DIR=str(directory)),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(directory.glob(".*.partial-*")) and time.monotonic() < deadline:
+            assert process.poll() is None, "the backup finished before it could be interrupted"
+            time.sleep(0.002)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if holder is not None:
+            holder.close()
+    names = [p.name for p in directory.iterdir()]
+    assert not [n for n in names if backups.NAME_PATTERN.match(n) or n.startswith("latest")], names
+    assert backups.list_backups(directory) == []
+    # The next backup clears the debris of the killed one.
+    backup()
+    assert not list(directory.glob(".*.partial-*"))
+
+
+def test_unreachable_database_is_a_clear_error_and_leaves_nothing(tmp_path, settings):
+    if is_mysql():
+        url = child_database_url().rsplit("@", 1)[0] + "@127.0.0.1:9/helpdesk"  # nothing listens on port 9
+        expected = "cannot be reached"
+    else:
+        url = f"sqlite:///{tmp_path / 'missing-dir' / 'db.sqlite3'}"
+        expected = "unable to open database"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "manage.py"), "backup_database"],
+        env=_child_env(tmp_path, DATABASE_URL=url, BACKUP_DIR=str(tmp_path / "out")),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert not list((tmp_path / "out").glob("*.gz")) if (tmp_path / "out").exists() else True
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_full_disk_fails_cleanly(tickets_data, tmp_path):
+    demo_data.seed(tickets=500, orgs=3)
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(small)], check=True)
+    try:
+        with pytest.raises(CommandError, match="No space left on device"):
+            call_command("backup_database", "--output", str(small))
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

@@ -1,0 +1,537 @@
+"""Database backups: create (streamed, compressed, checksummed, atomic), verify, restore, rotate.
+
+A backup is two files in a backup directory: `<database>-<UTC time>.<format>.<gz|zst>`, mode 0600, and
+its manifest `<that name>.manifest.json` (sha256, size, vendor, server version, database, app version,
+migration state, timings). `latest.<format>.<gz|zst>` points to the newest verified one.
+
+The dump is read in one thread and compressed, hashed and written in another, so that the dump tool
+and the compressor run on both cores at once; memory stays flat (a few 1 MiB chunks in flight).
+Backup and restore of one database never overlap: both hold the same flock.
+"""
+
+import hashlib
+import json
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+from django.db.migrations.recorder import MigrationRecorder
+
+from helpdesk.version import app_version
+from updater import compression, locks
+from updater.backup_engines import Engine, EngineError, engine_for
+
+MANIFEST_SUFFIX = ".manifest.json"
+PIN_SUFFIX = ".pin"
+NAME_PATTERN = re.compile(
+    r"^(?P<database>[A-Za-z0-9_.-]+?)-(?P<stamp>\d{8}T\d{6}\d{6}Z)\.(?P<format>sql|sqlite3)\.(?P<ext>gz|zst)$"
+)
+PARTIAL_PATTERN = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
+CHUNKS_IN_FLIGHT = 4
+PROGRESS_EVERY = 0.5  # seconds
+
+Progress = Callable[[int, int, float], None]  # raw bytes read, compressed bytes written, seconds
+
+
+class BackupError(Exception):
+    """A backup or restore could not be made; nothing that looks like a backup was left behind."""
+
+
+class BackupInvalid(BackupError):
+    """A backup file failed verification."""
+
+
+class BackupBusy(BackupError):
+    """Another backup or restore of the same database holds the lock."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    file: str
+    sha256: str
+    size: int
+    vendor: str
+    server_version: str
+    database: str
+    format: str
+    compression: str
+    app_version: str
+    migrations: dict[str, list[str]]
+    started_at: str
+    finished_at: str
+    duration_seconds: float
+    raw_bytes: int
+    reason: str = ""
+    verified_at: str = ""
+
+    @classmethod
+    def read(cls, backup: Path) -> "Manifest":
+        path = manifest_path(backup)
+        try:
+            data = json.loads(path.read_text())
+            return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+        except FileNotFoundError:
+            raise BackupInvalid(f"{backup.name} has no manifest ({path.name})") from None
+        except (ValueError, TypeError) as error:
+            raise BackupInvalid(f"the manifest of {backup.name} is unreadable: {error}") from None
+
+    def write(self, backup: Path) -> None:
+        _write_atomically(manifest_path(backup), json.dumps(asdict(self), indent=2).encode() + b"\n")
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    manifest: Manifest
+    warnings: list[str] = field(default_factory=list)
+    rotated: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    restored: Path
+    safety_backup: Path
+    table_counts: dict[str, int]
+    integrity_problems: list[str]
+
+
+def manifest_path(backup: Path) -> Path:
+    return backup.with_name(backup.name + MANIFEST_SUFFIX)
+
+
+def default_directory() -> Path:
+    return Path(settings.BACKUP_DIR)
+
+
+def lock_path(engine: Engine) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", engine.database)
+    return default_directory() / f".{engine.vendor}-{safe}.lock"
+
+
+# --- create --------------------------------------------------------------------------------------
+
+
+def create_backup(
+    *,
+    output: Path | None = None,
+    fmt: str | None = None,
+    compression_kind: str = "gzip",
+    rotate: int | None = None,
+    reason: str = "",
+    progress: Progress | None = None,
+    alias: str = "default",
+) -> BackupResult:
+    """Dump the database into a new verified backup; optionally rotate older ones afterwards."""
+    engine = engine_for(alias)
+    try:
+        with locks.hold(lock_path(engine), command=f"backup of {engine.vendor} database {engine.database}"):
+            result = _create_locked(
+                engine, output, fmt, compression_kind, reason, progress, point_latest=True
+            )
+            if rotate is not None:
+                rotated = rotate_backups(result.path.parent, engine.database, keep=rotate)
+                result = BackupResult(result.path, result.manifest, result.warnings, rotated)
+            return result
+    except locks.LockHeld as held:
+        raise _busy(held) from None
+
+
+def _create_locked(
+    engine: Engine,
+    output: Path | None,
+    fmt: str | None,
+    compression_kind: str,
+    reason: str,
+    progress: Progress | None,
+    point_latest: bool,
+) -> BackupResult:
+    fmt = fmt or engine.formats[0]
+    if fmt not in engine.formats:
+        raise BackupError(f"{engine.vendor} backups come as {' or '.join(engine.formats)}, not {fmt!r}")
+    if compression_kind not in compression.SUFFIXES:
+        raise BackupError(f"unknown compression {compression_kind!r}: use gzip or zstd")
+    started = datetime.now(UTC)
+    directory, target = _target(output, engine, fmt, compression_kind, started)
+    directory.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(directory)
+
+    try:
+        warnings = [f"table {name} is not InnoDB: its dump is not part of the consistent snapshot"
+                    for name in engine.tables_outside_snapshot()]  # fmt: skip
+        server_version = engine.server_version()
+        migrations = _migration_state(engine.alias)
+    except DatabaseError as error:
+        raise BackupError(f"the database cannot be reached, so no backup was made: {error}") from error
+    clock = time.monotonic()
+    partial = directory / f".{target.name}.partial-{os.getpid()}"
+    try:
+        sha256, size, raw_bytes, tail = _write_compressed(
+            _prefetched(engine.iter_dump(fmt)), partial, compression_kind, progress, clock
+        )
+    except (EngineError, OSError) as error:
+        with suppress(FileNotFoundError):
+            partial.unlink()
+        raise BackupError(f"the backup failed and nothing was kept: {error}") from error
+    except BaseException:
+        with suppress(FileNotFoundError):
+            partial.unlink()
+        raise
+    if not engine.dump_is_complete(fmt, tail):
+        partial.unlink()
+        raise BackupError("the dump ended without its completion marker; nothing was kept")
+    os.replace(partial, target)
+    _fsync_directory(directory)
+
+    finished = datetime.now(UTC)
+    manifest = Manifest(
+        file=target.name,
+        sha256=sha256,
+        size=size,
+        vendor=engine.vendor,
+        server_version=server_version,
+        database=engine.database,
+        format=fmt,
+        compression=compression_kind,
+        app_version=app_version(),
+        migrations=migrations,
+        started_at=started.isoformat(timespec="seconds"),
+        finished_at=finished.isoformat(timespec="seconds"),
+        duration_seconds=round(time.monotonic() - clock, 3),
+        raw_bytes=raw_bytes,
+        reason=reason,
+    )
+    manifest.write(target)
+    manifest = verify_backup(target)  # read back from disk before anyone relies on it
+    verified = Manifest(
+        **{**asdict(manifest), "verified_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    )
+    verified.write(target)
+    if point_latest:
+        _point_latest(target, fmt, compression_kind)
+    return BackupResult(target, verified, warnings)
+
+
+def _target(output, engine, fmt, compression_kind, started) -> tuple[Path, Path]:
+    safe_name = re.sub(
+        r"[^A-Za-z0-9_.-]", "_", Path(engine.database).stem if engine.vendor == "sqlite" else engine.database
+    )
+    name = (
+        f"{safe_name}-{started.strftime('%Y%m%dT%H%M%S%fZ')}.{fmt}.{compression.SUFFIXES[compression_kind]}"
+    )
+    if output is None:
+        return default_directory(), default_directory() / name
+    output = Path(output)
+    if output.is_dir() or str(output).endswith(os.sep):
+        return output, output / name
+    if output.exists():
+        raise BackupError(f"{output} already exists; backups never overwrite a file")
+    return output.parent, output
+
+
+def _prefetched(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Read the dump in its own thread so the dump tool never waits for the compressor."""
+    pipe: queue.Queue = queue.Queue(maxsize=CHUNKS_IN_FLIGHT)
+    done = object()
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    break
+                pipe.put(chunk)
+            pipe.put(done)
+        except BaseException as error:  # handed to the consumer, raised there
+            pipe.put(error)
+        finally:
+            if stop.is_set():
+                chunks.close()
+
+    reader = threading.Thread(target=pump, name="dump-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := pipe.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting on a full queue
+            with suppress(queue.Empty):
+                pipe.get(timeout=0.1)
+        reader.join()
+
+
+def _write_compressed(
+    chunks, partial: Path, compression_kind: str, progress, clock
+) -> tuple[str, int, int, bytes]:
+    digest = hashlib.sha256()
+    packer = compression.compressor(compression_kind)
+    size = raw = 0
+    tail = b""
+    last_report = clock
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+
+        def emit(data: bytes) -> None:
+            nonlocal size
+            if data:
+                digest.update(data)
+                handle.write(data)
+                size += len(data)
+
+        for chunk in chunks:
+            raw += len(chunk)
+            tail = (tail + chunk[-4096:])[-4096:]
+            emit(packer.compress(chunk))
+            now = time.monotonic()
+            if progress and now - last_report >= PROGRESS_EVERY:
+                progress(raw, size, now - clock)
+                last_report = now
+        emit(packer.flush())
+        handle.flush()
+        os.fsync(handle.fileno())
+    if progress:
+        progress(raw, size, time.monotonic() - clock)
+    return digest.hexdigest(), size, raw, tail
+
+
+def _migration_state(alias: str) -> dict[str, list[str]]:
+    recorder = MigrationRecorder(connections[alias])
+    if not recorder.has_table():
+        return {}
+    state: dict[str, list[str]] = {}
+    for app, name in sorted(recorder.applied_migrations()):
+        state.setdefault(app, []).append(name)
+    return state
+
+
+def _point_latest(target: Path, fmt: str, compression_kind: str) -> None:
+    latest = target.with_name(f"latest.{fmt}.{compression.SUFFIXES[compression_kind]}")
+    temporary = latest.with_name(f".{latest.name}.new-{os.getpid()}")
+    with suppress(FileNotFoundError):
+        temporary.unlink()
+    temporary.symlink_to(target.name)
+    os.replace(temporary, latest)
+
+
+def _remove_stale_partials(directory: Path) -> None:
+    """Temporary files of runs that were killed (kill -9 cannot clean up after itself)."""
+    for path in directory.glob(".*.partial-*"):
+        match = PARTIAL_PATTERN.match(path.name)
+        if match and not _process_alive(int(match["pid"])):
+            with suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- verify --------------------------------------------------------------------------------------
+
+
+def verify_backup(path: Path) -> Manifest:
+    """Checksum, size, a complete compressed stream and the dump's completion marker; or BackupInvalid."""
+    path = Path(path).resolve() if Path(path).is_symlink() else Path(path)
+    if not path.is_file():
+        raise BackupInvalid(f"{path} does not exist")
+    manifest = Manifest.read(path)
+    actual_size = path.stat().st_size
+    if actual_size != manifest.size:
+        raise BackupInvalid(
+            f"{path.name} is {actual_size} bytes, its manifest says {manifest.size}: truncated or altered"
+        )
+    digest = hashlib.sha256()
+    tail = b""
+    try:
+        for chunk in compression.decompress(manifest.compression, _read_hashing(path, digest)):
+            tail = (tail + chunk[-4096:])[-4096:]
+    except compression.TruncatedStream as error:
+        raise BackupInvalid(f"{path.name}: {error}") from None
+    if digest.hexdigest() != manifest.sha256:
+        raise BackupInvalid(f"{path.name} does not match the checksum in its manifest: it was altered")
+    engine_class = _engine_class(manifest.vendor)
+    if not engine_class.dump_is_complete(manifest.format, tail):
+        raise BackupInvalid(f"{path.name} lacks the dump's completion marker: the dump was cut short")
+    return manifest
+
+
+def _read_hashing(path: Path, digest) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            yield chunk
+
+
+def _engine_class(vendor: str):
+    from updater.backup_engines import ENGINES
+
+    if vendor not in ENGINES:
+        raise BackupInvalid(f"the manifest names an unknown vendor {vendor!r}")
+    return ENGINES[vendor]
+
+
+# --- restore -------------------------------------------------------------------------------------
+
+
+def restore_backup(
+    path: Path, *, force: bool = False, progress: Progress | None = None, alias: str = "default"
+) -> RestoreResult:
+    """Verify, take a safety backup, replace the database with the backup; undo on any error."""
+    path = Path(path).resolve()  # `latest` may be repointed while we work; hold on to its target
+    manifest = verify_backup(path)
+    engine = engine_for(alias)
+    if manifest.vendor != engine.vendor:
+        raise BackupError(f"{path.name} is a {manifest.vendor} backup; this database is {engine.vendor}")
+    if manifest.database != engine.database and not force:
+        raise BackupError(
+            f"{path.name} is a backup of database {manifest.database!r}, not {engine.database!r}; "
+            "pass --force to restore it here anyway"
+        )
+    try:
+        with locks.hold(lock_path(engine), command=f"restore of {engine.vendor} database {engine.database}"):
+            safety = _create_locked(
+                engine, path.parent if path.parent != default_directory() else None,
+                manifest.format if manifest.format in engine.formats else None, "gzip",
+                f"safety net before restoring {path.name}", None, point_latest=False,
+            )  # fmt: skip
+            with pinned(safety.path, f"safety net of the restore of {path.name}"):
+                try:
+                    engine.load(_decompressed(path, manifest, progress), manifest.format)
+                except (EngineError, OSError, compression.TruncatedStream) as error:
+                    _put_back(engine, safety)
+                    raise BackupError(
+                        f"restoring {path.name} failed and the database was put back from the safety backup "
+                        f"{safety.path}: {error}"
+                    ) from error
+            return RestoreResult(path, safety.path, engine.table_row_counts(), engine.integrity_problems())
+    except locks.LockHeld as held:
+        raise _busy(held) from None
+
+
+def _put_back(engine: Engine, safety: BackupResult) -> None:
+    try:
+        engine.load(_decompressed(safety.path, safety.manifest, None), safety.manifest.format)
+    except (EngineError, OSError) as error:
+        raise BackupError(
+            f"the restore failed AND putting back the safety backup {safety.path} failed too: {error}. "
+            f"Restore it by hand: manage.py restore_database {safety.path}"
+        ) from error
+
+
+def _decompressed(path: Path, manifest: Manifest, progress: Progress | None) -> Iterator[bytes]:
+    clock = time.monotonic()
+    last = clock
+    done = 0
+    for chunk in compression.decompress(manifest.compression, _read_hashing(path, hashlib.sha256())):
+        done += len(chunk)
+        now = time.monotonic()
+        if progress and now - last >= PROGRESS_EVERY:
+            progress(done, 0, now - clock)
+            last = now
+        yield chunk
+
+
+def _busy(held: locks.LockHeld) -> BackupBusy:
+    who = held.holder.describe() if held.holder else "another process"
+    return BackupBusy(
+        f"another backup or restore of this database is running ({who}); try again when it ends"
+    )
+
+
+# --- pins and rotation ---------------------------------------------------------------------------
+
+
+@contextmanager
+def pinned(backup: Path, reason: str) -> Iterator[None]:
+    """Protect a backup from rotation while something depends on it."""
+    pin(backup, reason)
+    try:
+        yield
+    finally:
+        unpin(backup)
+
+
+def pin(backup: Path, reason: str) -> None:
+    _write_atomically(
+        backup.with_name(backup.name + PIN_SUFFIX),
+        json.dumps({"reason": reason, "pid": os.getpid()}).encode(),
+    )
+
+
+def unpin(backup: Path) -> None:
+    with suppress(FileNotFoundError):
+        backup.with_name(backup.name + PIN_SUFFIX).unlink()
+
+
+def is_pinned(backup: Path) -> bool:
+    return backup.with_name(backup.name + PIN_SUFFIX).exists()
+
+
+def list_backups(directory: Path, database: str | None = None) -> list[tuple[Path, Manifest]]:
+    """Our backups in a directory, newest first: by our name pattern and a readable manifest only."""
+    found = []
+    for path in Path(directory).iterdir():
+        match = NAME_PATTERN.match(path.name)
+        if not match or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            manifest = Manifest.read(path)
+        except BackupInvalid:
+            continue
+        if manifest.file != path.name or (database is not None and manifest.database != database):
+            continue
+        found.append((path, manifest))
+    return sorted(found, key=lambda item: item[0].name, reverse=True)
+
+
+def rotate_backups(directory: Path, database: str, keep: int) -> list[Path]:
+    """Keep the newest `keep` verified backups of `database`; never touch pinned ones or `latest`."""
+    if keep < 1:
+        raise BackupError("--rotate must keep at least 1 backup")
+    directory = Path(directory)
+    protected = {link.resolve() for link in directory.glob("latest.*") if link.is_symlink()}
+    verified = [(path, m) for path, m in list_backups(directory, database) if m.verified_at]
+    removed = []
+    for path, _manifest in verified[keep:]:
+        if is_pinned(path) or path.resolve() in protected:
+            continue
+        path.unlink()
+        manifest_path(path).unlink(missing_ok=True)
+        removed.append(path)
+    return removed

@@ -1,0 +1,76 @@
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import filesizeformat
+
+from updater import backups
+
+
+class Command(BaseCommand):
+    help = "Back up the database: streamed, compressed, checksummed, written atomically (mode 0600)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--format",
+            choices=["sql", "sqlite3"],
+            help="sql (MySQL/MariaDB; SQLite as text) or sqlite3 (a binary SQLite copy, the SQLite default)",
+        )
+        parser.add_argument("--output", type=Path, help="a directory, or a file name (default: BACKUP_DIR)")
+        parser.add_argument("--compression", choices=["gzip", "zstd"], default="gzip")
+        parser.add_argument(
+            "--rotate", type=int, metavar="N", help="then keep only the newest N verified backups"
+        )
+        parser.add_argument("--verify", type=Path, metavar="PATH", help="only verify an existing backup")
+
+    def handle(self, *args, **options):
+        if options["verify"]:
+            return self._verify(options["verify"])
+        if options["rotate"] is not None and options["rotate"] < 1:
+            raise CommandError("--rotate must keep at least 1 backup.")
+        progress = self._progress if sys.stdout.isatty() and options["verbosity"] >= 1 else None
+        try:
+            result = backups.create_backup(
+                output=options["output"],
+                fmt=options["format"],
+                compression_kind=options["compression"],
+                rotate=options["rotate"],
+                progress=progress,
+            )
+        except backups.BackupBusy as error:
+            raise CommandError(str(error), returncode=3) from error
+        except backups.BackupError as error:
+            raise CommandError(str(error)) from error
+        if progress:
+            self.stdout.write("")
+        for warning in result.warnings:
+            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
+        manifest = result.manifest
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Backup written and verified: {result.path} ({filesizeformat(manifest.size)}, "
+                f"{manifest.duration_seconds:.1f} s, sha256 {manifest.sha256[:12]}…)"
+            )
+        )
+        for path in result.rotated:
+            self.stdout.write(f"Rotated out: {path.name}")
+
+    def _verify(self, path: Path) -> None:
+        try:
+            manifest = backups.verify_backup(path)
+        except backups.BackupError as error:
+            raise CommandError(f"Verification failed: {error}") from error
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{path} is complete and intact: {manifest.vendor} database {manifest.database}, "
+                f"app {manifest.app_version}, taken {manifest.started_at}."
+            )
+        )
+
+    def _progress(self, raw: int, written: int, seconds: float) -> None:
+        rate = raw / seconds if seconds else 0
+        self.stdout.write(
+            f"\r  dumped {filesizeformat(raw)} → {filesizeformat(written)} at {filesizeformat(rate)}/s   ",
+            ending="",
+        )
+        self.stdout.flush()
