@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import os
+import pty
 import re
 import signal
 import stat
@@ -367,7 +368,38 @@ def test_unreachable_database_is_a_clear_error_and_leaves_nothing(tmp_path, sett
     )
     assert result.returncode == 1
     assert expected in result.stderr
-    assert not list((tmp_path / "out").glob("*.gz")) if (tmp_path / "out").exists() else True
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").glob("*.gz")) == []
+
+
+def _read_all(fd: int) -> bytes:
+    output = b""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            return output
+        if not data:
+            return output
+        output += data
+
+
+def test_progress_shows_on_a_terminal_and_stays_quiet_under_cron(tickets_data, tmp_path):
+    env = _child_env(tmp_path, BACKUP_DIR=str(tmp_path / "out"))
+    command = [sys.executable, str(REPO_ROOT / "manage.py"), "backup_database"]
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=follower, stderr=follower)
+    os.close(follower)
+    on_terminal = _read_all(leader).decode(errors="replace")
+    os.close(leader)
+    assert process.wait(timeout=120) == 0
+    assert re.search(r"dumped [\d.]+\xa0[KM]?B → [\d.]+\xa0[KM]?B at [\d.]+\xa0[KM]?B/s", on_terminal), (
+        on_terminal
+    )
+
+    under_cron = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert under_cron.returncode == 0
+    assert "dumped" not in under_cron.stdout
+    assert under_cron.stdout.startswith("Backup written and verified")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from django.db import connections
 
-CHUNK = 1024 * 1024
+CHUNK = 512 * 1024  # small enough that a few in flight keep memory flat
 # The tools get the password from the option file only; the environment may carry it (DATABASE_URL).
 _SECRET_VARIABLES = ("DATABASE_URL", "SECRET_KEY", "EMAIL_HOST_PASSWORD", "MYSQL_PWD")
 
