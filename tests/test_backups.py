@@ -463,3 +463,11 @@ def test_deferring_indexes_moves_keys_after_the_rows_and_keeps_everything_else()
     )
     assert insert < added
     assert "ALTER TABLE `empty` ADD INDEX `e` (`id`);\n-- Dump completed" in out  # no rows: added at the end
+
+
+def test_restore_asks_before_replacing_and_refuses_without_a_terminal(tickets_data):
+    result = backup()
+    Ticket.objects.all().delete()
+    with pytest.raises(CommandError, match="pass --no-input"):
+        call_command("restore_database", str(result.path))
+    assert Ticket.objects.count() == 0  # nothing was restored
