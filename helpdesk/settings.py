@@ -62,6 +62,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before everything that touches the database: maintenance mode must answer without it.
+    "updater.middleware.MaintenanceModeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -168,6 +170,21 @@ ATTACHMENT_MAX_BYTES = config("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024, 
 
 # Database backups (backup_database, restore_database, updates); a deployment keeps them in shared/backups.
 BACKUP_DIR = Path(config("BACKUP_DIR", default=str(BASE_DIR / "backups")))
+
+# The updater. In a deployment (code in ROOT/releases/<tag>) the root and the flag are found by themselves.
+UPDATER_ROOT = config("UPDATER_ROOT", default="")
+_deployment_shared = (
+    Path(UPDATER_ROOT) / "shared"
+    if UPDATER_ROOT
+    else (
+        BASE_DIR.resolve().parent.parent / "shared" if BASE_DIR.resolve().parent.name == "releases" else None
+    )
+)
+MAINTENANCE_FLAG = Path(
+    config("MAINTENANCE_FLAG", default=str((_deployment_shared or BASE_DIR) / "maintenance"))
+)
+MAINTENANCE_RETRY_AFTER = config("MAINTENANCE_RETRY_AFTER", default=120, cast=int)
+UPDATER_WHEELHOUSE = config("UPDATER_WHEELHOUSE", default="")
 
 TICKETS_PER_PAGE = 25
 REST_FRAMEWORK = {

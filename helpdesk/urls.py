@@ -18,6 +18,7 @@ urlpatterns = [
     path("tickets/", include("crm.urls")),
     path("api/", include(api.urls)),
     path("api/token/", obtain_auth_token, name="api_token"),
+    path("monitoring/", include("monitoring.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(url="/tickets/", permanent=False)),

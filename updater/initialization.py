@@ -1,0 +1,76 @@
+"""Creating a deployment root and its first release (init_deployment)."""
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from updater import deployment, git_repo, releases
+from updater.deployment import DeploymentRoot
+
+
+@dataclass(frozen=True)
+class InitResult:
+    root: DeploymentRoot
+    release: releases.Release
+    created_env: bool
+    switched: bool
+
+
+def initialize(
+    root_path: Path,
+    repo: str,
+    tag: str,
+    *,
+    env_source: Path | None = None,
+    database_url: str | None = None,
+    wheelhouse: Path | None = None,
+    python: str | None = None,
+) -> InitResult:
+    """Layout, mirror, shared/.env, first release with its venv, migrate, collectstatic, `current`.
+
+    Running it again on an initialized root is safe: what exists is reused, `current` is left alone
+    unless it is missing."""
+    git_repo.validate_tag_name(tag)
+    root = DeploymentRoot(Path(root_path).resolve())
+    root.create_layout()
+    git_repo.mirror(repo, root.repo)
+    git_repo.tag_commit(root.repo, tag)
+    created_env = _write_env(root, env_source, database_url)
+    release = releases.prepare(root, tag, wheelhouse=wheelhouse, python=python)
+    releases.manage(root, release, "migrate", "--noinput")
+    releases.manage(root, release, "collectstatic", "--noinput")
+    switched = root.current_release() is None
+    if switched:
+        deployment.switch(root, release.path)
+    return InitResult(root, release, created_env, switched)
+
+
+def _write_env(root: DeploymentRoot, source: Path | None, database_url: str | None) -> bool:
+    if root.env_file.exists():
+        return False
+    if source is not None:
+        text = Path(source).read_text()
+    else:
+        text = "\n".join(
+            [
+                "# Written by init_deployment; see .env.example in any release for every setting.",
+                "ENVIRONMENT=prod",
+                f"SECRET_KEY={secrets.token_urlsafe(50)}",
+                "ALLOWED_HOSTS=localhost,127.0.0.1",
+                f"DATABASE_URL={database_url or 'sqlite:///' + str(root.shared / 'db.sqlite3')}",
+                "",
+            ]
+        )
+    shared_paths = {
+        "MEDIA_ROOT": root.media,
+        "BACKUP_DIR": root.backups,
+        "LOG_FILE": root.shared / "logs" / "helpdesk.log",
+        "UPDATER_ROOT": root.path,
+    }
+    present = {line.split("=", 1)[0].strip() for line in text.splitlines() if "=" in line}
+    text = (
+        text.rstrip("\n") + "\n" + "".join(f"{k}={v}\n" for k, v in shared_paths.items() if k not in present)
+    )
+    root.env_file.write_text(text)
+    root.env_file.chmod(0o600)
+    return True
