@@ -47,8 +47,9 @@ def test_init_deployment_builds_a_root_that_serves_the_tag(project_repo, wheelho
 
     port = free_port()
     env = {"PATH": os.environ["PATH"], "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"}
+    python = str(root / "current" / ".venv" / "bin" / "python")
     server = subprocess.Popen(
-        [str(root / "current" / ".venv" / "bin" / "python"), "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
+        [python, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
         cwd=root / "current", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
