@@ -1,0 +1,112 @@
+"""The write-ahead journal of an update or rollback run: one JSON file per run in shared/updates/.
+
+Each step is recorded as started before it runs and as done or failed after, and every write is
+tmp + fsync + rename, so a run killed at any point leaves a journal that says exactly how far it got.
+Secrets never go in: the journal holds versions, steps, paths and error messages only.
+"""
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+RUNNING, SUCCEEDED, FAILED, ROLLED_BACK = "running", "succeeded", "failed", "rolled back"
+FINISHED = (SUCCEEDED, FAILED, ROLLED_BACK)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Journal:
+    path: Path
+    data: dict = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, directory: Path, command: str, from_version: str | None, to_version: str) -> "Journal":
+        directory.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        journal = cls(
+            directory / f"{stamp}-{command}.json",
+            {
+                "id": stamp,
+                "command": command,
+                "from_version": from_version,
+                "to_version": to_version,
+                "status": RUNNING,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started_at": _now(),
+                "finished_at": None,
+                "steps": [],
+                "facts": {},
+                "cause": None,
+            },
+        )
+        journal.save()
+        return journal
+
+    @classmethod
+    def load(cls, path: Path) -> "Journal":
+        return cls(path, json.loads(path.read_text()))
+
+    @property
+    def status(self) -> str:
+        return self.data["status"]
+
+    def step_started(self, name: str) -> None:
+        self.data["steps"].append(
+            {"name": name, "status": RUNNING, "started_at": _now(), "clock": time.monotonic()}
+        )
+        self.save()
+
+    def step_finished(self, name: str, status: str = "done", detail: str = "") -> None:
+        step = next(s for s in reversed(self.data["steps"]) if s["name"] == name)
+        step["status"] = status
+        step["finished_at"] = _now()
+        step["seconds"] = round(time.monotonic() - step.pop("clock", time.monotonic()), 3)
+        if detail:
+            step["detail"] = detail
+        self.save()
+
+    def record(self, **facts) -> None:
+        """Facts the undo needs (the backup taken, whether the switch happened), written at once."""
+        self.data["facts"].update({k: str(v) if isinstance(v, Path) else v for k, v in facts.items()})
+        self.save()
+
+    def fact(self, name: str, default=None):
+        return self.data["facts"].get(name, default)
+
+    def done(self, name: str) -> bool:
+        return any(s["name"] == name and s["status"] == "done" for s in self.data["steps"])
+
+    def started(self, name: str) -> bool:
+        return any(s["name"] == name for s in self.data["steps"])
+
+    def finish(self, status: str, cause: str | None = None) -> None:
+        self.data["status"] = status
+        self.data["cause"] = cause
+        self.data["finished_at"] = _now()
+        self.save()
+
+    def save(self) -> None:
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        with open(temporary, "w") as handle:
+            json.dump(self.data, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+
+
+def all_journals(directory: Path) -> list[Journal]:
+    if not directory.is_dir():
+        return []
+    return [Journal.load(path) for path in sorted(directory.glob("*.json"))]
+
+
+def unfinished(directory: Path) -> list[Journal]:
+    return [journal for journal in all_journals(directory) if journal.status not in FINISHED]

@@ -1,0 +1,44 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from updater import deployment, git_repo, pipeline
+from updater.command_options import OwnVersionOption
+
+
+class Command(OwnVersionOption, BaseCommand):
+    help = "Update the helpdesk to a tagged release: backup, migrate, atomic switch, verify; undo on failure."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--version", dest="tag", required=True, help="the release tag, e.g. v1.4.0")
+        parser.add_argument("--dry-run", action="store_true", help="prepare the release, change nothing live")
+        parser.add_argument(
+            "--skip-backup", action="store_true", help="no backup when there are no migrations"
+        )
+        parser.add_argument("--no-input", action="store_true", help="never ask (for cron and scripts)")
+
+    def handle(self, *args, **options):
+        try:
+            root = deployment.find_root()
+            result = pipeline.update(
+                root, options["tag"], skip_backup=options["skip_backup"], dry_run=options["dry_run"]
+            )
+        except deployment.NotADeployment as error:
+            raise CommandError(str(error), returncode=2) from error
+        except (pipeline.UpdateRefused, git_repo.InvalidVersion) as error:
+            raise CommandError(f"Update refused, nothing was changed: {error}", returncode=2) from error
+        except pipeline.UpdateBusy as error:
+            raise CommandError(f"Update refused: {error}", returncode=3) from error
+        except pipeline.UpdateFailed as error:
+            raise CommandError(str(error), returncode=1) from error
+        plan = result.plan
+        migrations = ", ".join(plan.pending_migrations) or "none"
+        if options["dry_run"]:
+            self.stdout.write(
+                f"Dry run: {plan.from_version} -> {plan.to_version} prepared; migrations: {migrations}."
+            )
+            return
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Updated {plan.from_version} -> {plan.to_version} (migrations: {migrations})."
+            )
+        )
+        self.stdout.write(f"Journal: {result.journal.path}")

@@ -1,0 +1,63 @@
+"""Smoke checks run inside a release: the pages and the API answer, a ticket can be created and read.
+
+Everything happens inside a transaction that is rolled back, so the checks leave no trace.
+"""
+
+from io import StringIO
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import transaction
+from django.test import Client
+
+from crm.models import Organization, Ticket, UserProfile
+
+
+class SmokeFailed(Exception):
+    pass
+
+
+class _Rollback(Exception):
+    pass
+
+
+def run_smoke_checks() -> list[str]:
+    """Return the checks that passed; raise SmokeFailed naming the first that did not."""
+    passed: list[str] = []
+    host = next((h.lstrip(".") for h in settings.ALLOWED_HOSTS if h not in ("*", "")), "localhost")
+    client = Client(HTTP_HOST=host)
+    secure = bool(settings.SECURE_SSL_REDIRECT)
+
+    def expect(label: str, response, status: int) -> None:
+        if response.status_code != status:
+            raise SmokeFailed(f"{label}: expected HTTP {status}, got {response.status_code}")
+        passed.append(label)
+
+    expect("login page", client.get("/login/", secure=secure), 200)
+    try:
+        with transaction.atomic():
+            organization = Organization.objects.create(name="Smoke check organization (rolled back)")
+            user = get_user_model().objects.create_user("smoke-check-agent")
+            UserProfile.objects.create(user=user, role=UserProfile.Role.AGENT)
+            client.force_login(user)
+            expect("ticket list", client.get("/tickets/", secure=secure), 200)
+            created = client.post(
+                "/tickets/create/",
+                {"title": "Smoke check ticket", "description": "rolled back", "priority": "low",
+                 "organization": organization.pk},
+                secure=secure,
+            )  # fmt: skip
+            expect("create a ticket", created, 302)
+            ticket = Ticket.objects.get(title="Smoke check ticket", organization=organization)
+            expect("read the ticket", client.get(f"/tickets/{ticket.pk}/", secure=secure), 200)
+            expect("API list", client.get("/api/tickets/", secure=secure), 200)
+            raise _Rollback
+    except _Rollback:
+        pass
+    try:
+        call_command("migrate", check=True, plan=True, verbosity=0, stdout=StringIO())
+    except SystemExit as exit_:
+        raise SmokeFailed("migrate --check: the schema does not match this release's migrations") from exit_
+    passed.append("migrate --check")
+    return passed
