@@ -120,6 +120,8 @@ def _update_locked(root: DeploymentRoot, tag: str, *, skip_backup: bool, dry_run
             f"the update to {tag} failed and was rolled back to {old_version}: {cause}"
         ) from error
     maintenance.disable(root.maintenance_flag)
+    if run.fact("backup"):
+        backups.unpin(Path(run.fact("backup")))  # the update no longer depends on it; rotation may take it
     _retention(root, run)
     run.finish(journal.SUCCEEDED)
     return UpdateResult(run, plan)

@@ -1,0 +1,238 @@
+"""`update --version` end to end: real tagged repositories of this project, a real deployment root,
+the real database of the run (a fresh SQLite file or a fresh MariaDB database), real venvs.
+
+Tags: v1.0.0 is this project; v2.0.0 adds a field with a migration; v3.0.0 adds a migration that
+fails half-way; v5.0.0 breaks the ticket list (its smoke check fails after the switch).
+"""
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests.support.deployments import REPO_ROOT, clone_project, git, wheelhouse_for
+from updater import locks
+
+pytestmark = pytest.mark.slow
+
+FIELD = '    phone = models.CharField(_("phone"), max_length=40, blank=True, default="")\n'
+MIGRATION_V2 = """from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("crm", "0003_fill_resolution_notes")]
+    operations = [
+        migrations.AddField("organization", "phone", models.CharField(blank=True, default="", max_length=40, verbose_name="phone")),
+    ]
+"""
+MIGRATION_V3 = """from django.db import migrations, models
+
+
+def fail(apps, schema_editor):
+    raise RuntimeError("this migration fails half-way on purpose")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("crm", "0004_organization_phone")]
+    operations = [
+        migrations.AddField("organization", "fax", models.CharField(blank=True, default="", max_length=40)),
+        migrations.RunPython(fail, migrations.RunPython.noop),
+    ]
+"""
+
+
+def _commit_tag(repo: Path, tag: str, message: str) -> None:
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", message, cwd=repo)
+    git("tag", tag, cwd=repo)
+
+
+@pytest.fixture(scope="module")
+def tagged_repo(tmp_path_factory) -> Path:
+    repo = clone_project(tmp_path_factory.mktemp("tagged") / "helpdesk")
+    git("tag", "v1.0.0", cwd=repo)
+    models_py = repo / "crm" / "models.py"
+    source = models_py.read_text()
+    models_py.write_text(source.replace('    email = models.EmailField(_("email"), blank=True)\n',
+                                        '    email = models.EmailField(_("email"), blank=True)\n' + FIELD, 1))  # fmt: skip
+    (repo / "crm" / "migrations" / "0004_organization_phone.py").write_text(MIGRATION_V2)
+    _commit_tag(repo, "v2.0.0", "feat: organizations get a phone number")
+    (repo / "crm" / "migrations" / "0005_broken.py").write_text(MIGRATION_V3)
+    _commit_tag(repo, "v3.0.0", "fix: a migration that fails")
+    git("checkout", "-q", "v1.0.0", cwd=repo)
+    git("checkout", "-q", "-b", "broken-list", cwd=repo)
+    views = repo / "crm" / "views.py"
+    views.write_text(views.read_text().replace(
+        "    user = request.user\n    filters = ticket_filters.parse(request.GET, user)",
+        "    raise RuntimeError('broken ticket list')\n    user = request.user\n    filters = ticket_filters.parse(request.GET, user)",
+    ))  # fmt: skip
+    _commit_tag(repo, "v5.0.0", "feat: a release whose ticket list is broken")
+    git("checkout", "-q", "main" if "main" in git("branch", cwd=repo) else "master", cwd=repo)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def wheelhouse() -> Path:
+    return wheelhouse_for(REPO_ROOT / "requirements.txt")
+
+
+def _database_url(tmp_path: Path) -> str:
+    if connection.vendor == "mysql":
+        name = f"deploy_{uuid.uuid4().hex[:10]}"
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        db = connection.settings_dict
+        return f"mysql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{name}"
+    return f"sqlite:///{tmp_path / 'shared-db.sqlite3'}"
+
+
+@pytest.fixture
+def deployed(tagged_repo, wheelhouse, tmp_path, django_db_blocker):
+    """A deployment root at v1.0.0 with demo data."""
+    with django_db_blocker.unblock():
+        url = _database_url(tmp_path)
+    root = tmp_path / "srv"
+    env_file = tmp_path / "shared.env"
+    env_file.write_text(
+        "ENVIRONMENT=staging\nSECRET_KEY=" + "s" * 60 + "\nALLOWED_HOSTS=localhost\n"
+        f"DATABASE_URL={url}\nUPDATER_MIN_FREE_BYTES=1000000\nUPDATER_WHEELHOUSE={wheelhouse}\n"
+    )
+    run_manage(REPO_ROOT, "init_deployment", "--root", str(root), "--repo", str(tagged_repo), "--version", "v1.0.0",
+               "--env-file", str(env_file), "--wheelhouse", str(wheelhouse), check=True)  # fmt: skip
+    run_manage(root / "current", "seed_demo", "--tickets", "40", "--orgs", "3", check=True)
+    return root
+
+
+def run_manage(where: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """manage.py in a release, with that release's Python (or the test venv's for REPO_ROOT)."""
+    python = where / ".venv" / "bin" / "python"
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+    if where != REPO_ROOT:
+        env["ENV_FILE"] = str(where.resolve().parent.parent / "shared" / ".env")
+    result = subprocess.run([str(python), "manage.py", *args], cwd=where, env=env, capture_output=True,
+                            text=True, timeout=900)  # fmt: skip
+    if check and result.returncode != 0:
+        raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def schema_and_rows(root: Path) -> dict:
+    script = (
+        "from django.db import connection; import json\n"
+        "with connection.cursor() as c:\n"
+        "    tables = sorted(connection.introspection.table_names(c))\n"
+        "    out = {}\n"
+        "    for t in tables:\n"
+        "        cols = sorted(col.name for col in connection.introspection.get_table_description(c, t))\n"
+        "        c.execute('SELECT COUNT(*) FROM ' + connection.ops.quote_name(t))\n"
+        "        out[t] = [cols, c.fetchone()[0]]\n"
+        "print(json.dumps(out))\n"
+    )
+    result = run_manage(root / "current", "shell", "--no-imports", "-c", script, check=True)
+    return json.loads(result.stdout)
+
+
+def update(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_manage(root / "current", "update", *args)
+
+
+def last_journal(root: Path) -> dict:
+    return json.loads(sorted((root / "shared" / "updates").glob("*.json"))[-1].read_text())
+
+
+def test_update_with_a_migration_serves_the_new_release_and_keeps_the_data(deployed):
+    before = schema_and_rows(deployed)
+    result = update(deployed, "--version", "v2.0.0")
+    assert result.returncode == 0, result.stderr
+    assert "Updated v1.0.0 -> v2.0.0 (migrations: crm.0004_organization_phone" in result.stdout
+    assert (deployed / "current").resolve().name == "v2.0.0"
+    assert (deployed / "previous").resolve().name == "v1.0.0"
+    after = schema_and_rows(deployed)
+    assert "phone" in after["crm_organization"][0]
+    for table in ("crm_ticket", "crm_organization", "crm_ticketcomment", "crm_activitylog", "auth_user"):
+        assert after[table][1] == before[table][1], table
+    journal = last_journal(deployed)
+    assert journal["status"] == "succeeded"
+    assert [s["name"] for s in journal["steps"]] == ["prepare", "backup", "migrate", "switch", "verify"]
+    assert not (deployed / "shared" / "maintenance").exists()
+    backup = Path(journal["facts"]["backup"])
+    assert backup.exists() and not Path(str(backup) + ".pin").exists()
+    assert "s" * 60 not in json.dumps(journal)  # no secret in the journal
+
+
+def test_failed_migration_rolls_back_to_the_old_release_and_the_same_database(deployed):
+    before = schema_and_rows(deployed)
+    result = update(deployed, "--version", "v3.0.0")
+    assert result.returncode == 1
+    assert "failed and was rolled back to v1.0.0" in result.stderr
+    assert "this migration fails half-way on purpose" in result.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert schema_and_rows(deployed) == before
+    assert last_journal(deployed)["status"] == "rolled back"
+    assert not (deployed / "shared" / "maintenance").exists()
+    assert (deployed / "releases" / "v3.0.0" / ".helpdesk-bad").exists()
+
+    again = update(deployed, "--version", "v3.0.0")
+    assert again.returncode == 2
+    assert "marked bad" in again.stderr
+
+
+def test_smoke_check_failure_after_the_switch_switches_back(deployed):
+    before = schema_and_rows(deployed)
+    result = update(deployed, "--version", "v5.0.0")
+    assert result.returncode == 1
+    assert "ticket list: expected HTTP 200, got 500" in result.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert schema_and_rows(deployed) == before
+    journal = last_journal(deployed)
+    assert journal["status"] == "rolled back"
+    assert [s["status"] for s in journal["steps"]][-1] == "failed"
+
+
+def test_a_second_update_is_refused_with_exit_code_3_naming_the_holder(deployed):
+    with locks.hold(deployed / "shared" / "update.lock", command="update --version v2.0.0 (the other one)"):
+        result = update(deployed, "--version", "v2.0.0")
+    assert result.returncode == 3
+    assert "update --version v2.0.0 (the other one)" in result.stderr
+    assert f"pid {os.getpid()}" in result.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        ("v1;rm -rf /", "not a valid release tag"),
+        ("broken-list", "is not a tag"),
+        ("v9.9.9", "is not a tag"),
+        ("v1.0.0", "already the current release"),
+    ],
+)
+def test_bad_versions_are_refused_with_exit_code_2_and_nothing_changes(deployed, version, message):
+    result = update(deployed, "--version", version)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert sorted(p.name for p in (deployed / "releases").iterdir()) == ["v1.0.0"]
+
+
+def test_an_unfinished_run_blocks_new_updates_until_recovered(deployed):
+    updates = deployed / "shared" / "updates"
+    updates.mkdir(parents=True, exist_ok=True)
+    (updates / "20260101T000000000000Z-update.json").write_text(
+        json.dumps(
+            {
+                "id": "20260101T000000000000Z",
+                "command": "update",
+                "status": "running",
+                "steps": [],
+                "facts": {},
+            }
+        )  # fmt: skip
+    )
+    result = update(deployed, "--version", "v2.0.0")
+    assert result.returncode == 2
+    assert "rollback --recover" in result.stderr
