@@ -26,7 +26,9 @@ MIGRATION_V2 = """from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [("crm", "0003_fill_resolution_notes")]
     operations = [
-        migrations.AddField("organization", "phone", models.CharField(blank=True, default="", max_length=40, verbose_name="phone")),
+        migrations.AddField(
+            "organization", "phone", models.CharField(blank=True, default="", max_length=40, verbose_name="phone")
+        ),
     ]
 """
 MIGRATION_V3 = """from django.db import migrations, models
@@ -57,8 +59,8 @@ def tagged_repo(tmp_path_factory) -> Path:
     git("tag", "v1.0.0", cwd=repo)
     models_py = repo / "crm" / "models.py"
     source = models_py.read_text()
-    models_py.write_text(source.replace('    email = models.EmailField(_("email"), blank=True)\n',
-                                        '    email = models.EmailField(_("email"), blank=True)\n' + FIELD, 1))  # fmt: skip
+    email_line = '    email = models.EmailField(_("email"), blank=True)\n'
+    models_py.write_text(source.replace(email_line, email_line + FIELD, 1))
     (repo / "crm" / "migrations" / "0004_organization_phone.py").write_text(MIGRATION_V2)
     _commit_tag(repo, "v2.0.0", "feat: organizations get a phone number")
     (repo / "crm" / "migrations" / "0005_broken.py").write_text(MIGRATION_V3)
@@ -66,10 +68,10 @@ def tagged_repo(tmp_path_factory) -> Path:
     git("checkout", "-q", "v1.0.0", cwd=repo)
     git("checkout", "-q", "-b", "broken-list", cwd=repo)
     views = repo / "crm" / "views.py"
-    views.write_text(views.read_text().replace(
-        "    user = request.user\n    filters = ticket_filters.parse(request.GET, user)",
-        "    raise RuntimeError('broken ticket list')\n    user = request.user\n    filters = ticket_filters.parse(request.GET, user)",
-    ))  # fmt: skip
+    first_line = "    user = request.user\n    filters = ticket_filters.parse(request.GET, user)"
+    views.write_text(
+        views.read_text().replace(first_line, "    raise RuntimeError('broken list')\n" + first_line)
+    )
     _commit_tag(repo, "v5.0.0", "feat: a release whose ticket list is broken")
     git("checkout", "-q", "main" if "main" in git("branch", cwd=repo) else "master", cwd=repo)
     return repo
@@ -101,8 +103,8 @@ def deployed(tagged_repo, wheelhouse, tmp_path, django_db_blocker):
         "ENVIRONMENT=staging\nSECRET_KEY=" + "s" * 60 + "\nALLOWED_HOSTS=localhost\n"
         f"DATABASE_URL={url}\nUPDATER_MIN_FREE_BYTES=1000000\nUPDATER_WHEELHOUSE={wheelhouse}\n"
     )
-    run_manage(REPO_ROOT, "init_deployment", "--root", str(root), "--repo", str(tagged_repo), "--version", "v1.0.0",
-               "--env-file", str(env_file), "--wheelhouse", str(wheelhouse), check=True)  # fmt: skip
+    init = ["init_deployment", "--root", str(root), "--repo", str(tagged_repo), "--version", "v1.0.0"]
+    run_manage(REPO_ROOT, *init, "--env-file", str(env_file), "--wheelhouse", str(wheelhouse), check=True)
     run_manage(root / "current", "seed_demo", "--tickets", "40", "--orgs", "3", check=True)
     return root
 

@@ -6,6 +6,7 @@ switch back and reload, restore the step-3 backup if the schema was touched, mai
 """
 
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -24,6 +25,7 @@ from updater import backups, deployment, git_repo, journal, locks, maintenance, 
 from updater.deployment import DeploymentRoot
 
 BAD_MARKER = ".helpdesk-bad"
+MIGRATION_LINE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[0-9]{4}_[A-Za-z0-9_]+$")
 
 
 class UpdateRefused(Exception):
@@ -146,7 +148,8 @@ def _prepare(root: DeploymentRoot, run: journal.Journal, tag: str, old_version: 
         releases.manage(root, release, "compilemessages", "--ignore=.venv", "-v", "0")
         releases.manage(root, release, "collectstatic", "--noinput", "-v", "0")
         plan_output = releases.manage(root, release, "migrate", "--plan")
-        pending = [line.strip() for line in plan_output.splitlines() if line.startswith("  ") and "." in line]
+        # `migrate --plan` lists each migration as "app.name" at the start of a line, operations indented.
+        pending = [line.strip() for line in plan_output.splitlines() if MIGRATION_LINE.match(line)]
         run.record(pending_migrations=pending, venv=str(release.venv.path), venv_reused=release.venv.reused)
     return UpdatePlan(old_version, tag, pending)
 
