@@ -7,7 +7,9 @@ fails half-way; v5.0.0 breaks the ticket list (its smoke check fails after the s
 
 import json
 import os
+import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -47,6 +49,25 @@ class Migration(migrations.Migration):
 """
 
 
+MIGRATION_SLOW = """import time
+
+from django.db import migrations, models
+
+
+def wait(apps, schema_editor):
+    time.sleep(300)  # long enough to be killed in the middle
+
+
+class Migration(migrations.Migration):
+    atomic = False
+    dependencies = [("crm", "0004_organization_phone")]
+    operations = [
+        migrations.AddField("organization", "fax", models.CharField(blank=True, default="", max_length=40)),
+        migrations.RunPython(wait, migrations.RunPython.noop),
+    ]
+"""
+
+
 def _commit_tag(repo: Path, tag: str, message: str) -> None:
     git("add", "-A", cwd=repo)
     git("commit", "-q", "-m", message, cwd=repo)
@@ -65,6 +86,10 @@ def tagged_repo(tmp_path_factory) -> Path:
     _commit_tag(repo, "v2.0.0", "feat: organizations get a phone number")
     (repo / "crm" / "migrations" / "0005_broken.py").write_text(MIGRATION_V3)
     _commit_tag(repo, "v3.0.0", "fix: a migration that fails")
+    git("checkout", "-q", "v2.0.0", cwd=repo)
+    git("checkout", "-q", "-b", "slow", cwd=repo)
+    (repo / "crm" / "migrations" / "0005_slow.py").write_text(MIGRATION_SLOW)
+    _commit_tag(repo, "v4.0.0", "feat: a migration that takes its time")
     git("checkout", "-q", "v1.0.0", cwd=repo)
     git("checkout", "-q", "-b", "broken-list", cwd=repo)
     views = repo / "crm" / "views.py"
@@ -236,3 +261,47 @@ def test_an_unfinished_run_blocks_new_updates_until_recovered(deployed):
     result = update(deployed, "--version", "v2.0.0")
     assert result.returncode == 2
     assert "rollback --recover" in result.stderr
+
+
+def test_rollback_reverses_the_migrations_and_serves_the_previous_release(deployed):
+    before = schema_and_rows(deployed)
+    assert update(deployed, "--version", "v2.0.0").returncode == 0
+    result = run_manage(deployed / "current", "rollback")
+    assert result.returncode == 0, result.stderr
+    assert "Rolled back v2.0.0 -> v1.0.0; database migrated back." in result.stdout
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert schema_and_rows(deployed) == before
+    assert last_journal(deployed)["status"] == "succeeded"
+
+
+def test_killed_in_the_middle_of_a_migration_recover_restores_the_old_release_and_schema(deployed):
+    before = schema_and_rows(deployed)
+    python = deployed / "current" / ".venv" / "bin" / "python"
+    env = {"PATH": os.environ["PATH"], "ENV_FILE": str(deployed / "shared" / ".env")}
+    process = subprocess.Popen([str(python), "manage.py", "update", "--version", "v4.0.0"],
+                               cwd=deployed / "current", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        journals = sorted((deployed / "shared" / "updates").glob("*.json"))
+        steps = json.loads(journals[-1].read_text())["steps"] if journals else []
+        if steps and steps[-1]["name"] == "migrate":
+            break
+        assert process.poll() is None, "the update ended before it could be killed"
+        time.sleep(0.2)
+    time.sleep(2)  # inside the migration: the new column exists, the RunPython is sleeping
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (deployed / "shared" / "maintenance").exists()  # left on by the killed run: writes stay blocked
+
+    blocked = update(deployed, "--version", "v2.0.0")
+    assert blocked.returncode == 2 and "rollback --recover" in blocked.stderr
+
+    recovered = run_manage(deployed / "current", "rollback", "--recover")
+    assert recovered.returncode == 0, recovered.stderr
+    assert "rolled back; serving v1.0.0" in recovered.stdout
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert schema_and_rows(deployed) == before
+    assert not (deployed / "shared" / "maintenance").exists()
+    assert last_journal(deployed)["status"] == "rolled back"
+    assert update(deployed, "--version", "v2.0.0").returncode == 0  # and life goes on

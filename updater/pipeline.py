@@ -102,7 +102,7 @@ def _update_locked(root: DeploymentRoot, tag: str, *, skip_backup: bool, dry_run
     try:
         plan = _prepare(root, run, tag, old_version)
     except (releases.ReleaseError, git_repo.GitError, OSError) as error:
-        _mark_bad(root, tag, str(error))
+        mark_bad(root, tag, str(error))
         run.finish(journal.FAILED, f"prepare failed, the live site was not touched: {error}")
         raise UpdateFailed(f"preparing {tag} failed; the live site was not touched: {error}") from error
     if dry_run:
@@ -116,7 +116,7 @@ def _update_locked(root: DeploymentRoot, tag: str, *, skip_backup: bool, dry_run
     except Exception as error:  # undo whatever happened, whatever went wrong
         cause = f"{type(error).__name__}: {error}" if not isinstance(error, UpdateFailed) else str(error)
         undo(root, run)
-        _mark_bad(root, tag, cause)
+        mark_bad(root, tag, cause)
         run.finish(journal.ROLLED_BACK, cause)
         raise UpdateFailed(
             f"the update to {tag} failed and was rolled back to {old_version}: {cause}"
@@ -171,8 +171,9 @@ def _backup_and_migrate(root, run, release, plan: UpdatePlan, skip_backup: bool)
 
 def _switch(root, run, release) -> None:
     with _step(run, "switch"):
-        old = deployment.switch(root, release.path)
-        run.record(switched=True, switched_from=old)
+        run.record(switched_from=root.current_release())  # before the switch: a kill right after it is undone
+        deployment.switch(root, release.path)
+        run.record(switched=True)
         reload_app_server()
 
 
@@ -181,6 +182,7 @@ def _verify(root, run, release) -> None:
         if settings.UPDATER_HEALTH_URL:
             wait_for_version(settings.UPDATER_HEALTH_URL, release.tag, settings.UPDATER_HEALTH_TIMEOUT)
         releases.manage(root, release, "smoke_check")
+    run.record(verified=True)
 
 
 def reload_app_server() -> None:
@@ -212,15 +214,15 @@ def wait_for_version(url: str, version: str, timeout: float) -> None:
 
 def undo(root: DeploymentRoot, run: journal.Journal) -> None:
     """Reverse what the journal says happened: switch back, restore the backup, maintenance off."""
-    if run.fact("switched"):
+    if run.started("switch"):
         previous = run.fact("switched_from")
-        if previous:
+        if previous and root.current_release() != Path(previous):
             deployment.switch(root, Path(previous))
             try:
                 reload_app_server()
             except Exception as error:  # the code is back; a failed reload is reported, not fatal
                 run.record(reload_after_undo_failed=str(error))
-    if run.fact("migrate_started") and run.fact("backup"):
+    if run.started("migrate") and run.fact("backup"):
         backup = Path(run.fact("backup"))
         backups.restore_backup(backup)
         run.record(database_restored_from=backup)
@@ -229,7 +231,7 @@ def undo(root: DeploymentRoot, run: journal.Journal) -> None:
     maintenance.disable(root.maintenance_flag)
 
 
-def _mark_bad(root: DeploymentRoot, tag: str, reason: str) -> None:
+def mark_bad(root: DeploymentRoot, tag: str, reason: str) -> None:
     release = root.release(tag)
     if release.is_dir():
         (release / BAD_MARKER).write_text(reason[:2000] + "\n")

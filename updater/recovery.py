@@ -1,0 +1,42 @@
+"""Finishing runs that were interrupted (kill -9, power loss): `rollback --recover`.
+
+The journal says how far a run got. A run that had verified the new release is completed (it only
+lacked its last bookkeeping); any other is undone: `current` back to the release it replaced, the
+database restored from the run's backup if migrations had started, maintenance mode off.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from updater import backups, journal, locks, maintenance, pipeline
+from updater.deployment import DeploymentRoot
+
+
+@dataclass(frozen=True)
+class Recovered:
+    run_id: str
+    outcome: str  # "completed" or "rolled back"
+    version: str | None
+
+
+def recover(root: DeploymentRoot) -> list[Recovered]:
+    try:
+        with locks.hold(root.lock_file, command="rollback --recover"):
+            return [_recover_one(root, run) for run in journal.unfinished(root.updates)]
+    except locks.LockHeld as held:
+        who = held.holder.describe() if held.holder else "another process"
+        raise pipeline.UpdateBusy(f"another update or rollback is running ({who})") from None
+
+
+def _recover_one(root: DeploymentRoot, run: journal.Journal) -> Recovered:
+    if run.fact("verified"):
+        maintenance.disable(root.maintenance_flag)
+        if run.fact("backup"):
+            backups.unpin(Path(run.fact("backup")))
+        run.finish(journal.SUCCEEDED, "completed by rollback --recover after an interruption")
+        return Recovered(run.data["id"], "completed", run.data.get("to_version"))
+    pipeline.undo(root, run)
+    if run.data.get("to_version"):
+        pipeline.mark_bad(root, run.data["to_version"], "interrupted; undone by rollback --recover")
+    run.finish(journal.ROLLED_BACK, "interrupted; undone by rollback --recover")
+    return Recovered(run.data["id"], "rolled back", run.data.get("from_version"))
