@@ -278,9 +278,10 @@ def test_killed_in_the_middle_of_a_migration_recover_restores_the_old_release_an
     before = schema_and_rows(deployed)
     python = deployed / "current" / ".venv" / "bin" / "python"
     env = {"PATH": os.environ["PATH"], "ENV_FILE": str(deployed / "shared" / ".env")}
-    process = subprocess.Popen([str(python), "manage.py", "update", "--version", "v4.0.0"],
-                               cwd=deployed / "current", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        [str(python), "manage.py", "update", "--version", "v4.0.0"],
+        cwd=deployed / "current", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         journals = sorted((deployed / "shared" / "updates").glob("*.json"))
