@@ -280,7 +280,8 @@ def test_killed_in_the_middle_of_a_migration_recover_restores_the_old_release_an
     env = {"PATH": os.environ["PATH"], "ENV_FILE": str(deployed / "shared" / ".env")}
     process = subprocess.Popen(
         [str(python), "manage.py", "update", "--version", "v4.0.0"],
-        cwd=deployed / "current", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=deployed / "current", env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
