@@ -1,0 +1,52 @@
+"""safe_migrate on the real database: a failing migration leaves the database as it was."""
+
+import importlib
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from crm.models import Ticket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def back_to_latest():
+    yield
+    call_command("migrate", verbosity=0)
+
+
+def test_plan_lists_pending_migrations(back_to_latest):
+    call_command("migrate", "crm", "0002", verbosity=0)
+    out = StringIO()
+    call_command("safe_migrate", "--plan", stdout=out)
+    assert out.getvalue().strip() == "Pending migrations: crm.0003_fill_resolution_notes"
+
+
+def test_safe_migrate_backs_up_then_migrates(back_to_latest, helpdesk):
+    call_command("migrate", "crm", "0002", verbosity=0)
+    out = StringIO()
+    call_command("safe_migrate", stdout=out)
+    assert "Applied 1: crm.0003_fill_resolution_notes" in out.getvalue()
+    assert "Backup: " in out.getvalue()
+    assert Ticket.objects.count() == 2
+
+
+def test_failing_migration_restores_the_database(back_to_latest, helpdesk, monkeypatch):
+    call_command("migrate", "crm", "0002", verbosity=0)
+    Ticket.objects.filter(pk=helpdesk.acme_ticket.pk).update(status="resolved")
+
+    def explode(apps, schema_editor):
+        raise RuntimeError("data migration exploded")
+
+    module = importlib.import_module("crm.migrations.0003_fill_resolution_notes")
+    with monkeypatch.context() as patch:
+        patch.setattr(module.Migration.operations[0], "code", explode)
+        with pytest.raises(CommandError, match=r"restored from .*data migration exploded"):
+            call_command("safe_migrate")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM django_migrations WHERE app = 'crm' ORDER BY name")
+        assert [row[0] for row in cursor.fetchall()][-1] == "0002_ticket_resolution_notes"
+    assert Ticket.objects.get(pk=helpdesk.acme_ticket.pk).resolution_notes == ""
