@@ -307,3 +307,67 @@ def test_killed_in_the_middle_of_a_migration_recover_restores_the_old_release_an
     assert not (deployed / "shared" / "maintenance").exists()
     assert last_journal(deployed)["status"] == "rolled back"
     assert update(deployed, "--version", "v2.0.0").returncode == 0  # and life goes on
+
+
+FAULTS = [
+    ("after the backup", lambda steps: _finished(steps, "backup")),
+    ("after the migration", lambda steps: _finished(steps, "migrate")),
+    ("after the switch", lambda steps: _finished(steps, "switch")),
+    ("during verification", lambda steps: bool(steps) and steps[-1]["name"] == "verify"),
+]
+_outcomes: list[tuple[str, str]] = []
+
+
+def _finished(steps: list[dict], name: str) -> bool:
+    return any(step["name"] == name and step["status"] == "done" for step in steps)
+
+
+@pytest.fixture(scope="module")
+def fault_table(request):
+    yield _outcomes
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter and _outcomes:
+        reporter.write_line("")
+        reporter.write_line(
+            f"SIGKILL fault injection ({connection.vendor}): where killed -> after rollback --recover"
+        )
+        for where, outcome in _outcomes:
+            reporter.write_line(f"  {where:<22} -> {outcome}")
+
+
+@pytest.mark.parametrize(("where", "reached"), FAULTS, ids=[name for name, _ in FAULTS])
+def test_sigkill_at_each_step_boundary_recovers_to_one_consistent_release(
+    deployed, fault_table, where, reached
+):
+    before = schema_and_rows(deployed)
+    python = deployed / "current" / ".venv" / "bin" / "python"
+    env = {"PATH": os.environ["PATH"], "ENV_FILE": str(deployed / "shared" / ".env")}
+    process = subprocess.Popen(
+        [str(python), "manage.py", "update", "--version", "v2.0.0"],
+        cwd=deployed / "current", env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    updates = deployed / "shared" / "updates"
+    while process.poll() is None:
+        journals = sorted(updates.glob("*.json")) if updates.exists() else []
+        try:
+            steps = json.loads(journals[-1].read_text())["steps"] if journals else []
+        except ValueError:
+            steps = []
+        if reached(steps):
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait()
+
+    recovered = run_manage(deployed / "current", "rollback", "--recover")
+    assert recovered.returncode == 0, recovered.stderr
+    serving = (deployed / "current").resolve().name
+    after = schema_and_rows(deployed)
+    assert serving in ("v1.0.0", "v2.0.0")
+    assert ("phone" in after["crm_organization"][0]) == (serving == "v2.0.0")  # schema matches the release
+    for table in ("crm_ticket", "crm_organization", "crm_ticketcomment", "auth_user"):
+        assert after[table][1] == before[table][1], table  # no row lost
+    assert not (deployed / "shared" / "maintenance").exists()
+    assert all(json.loads(p.read_text())["status"] != "running" for p in updates.glob("*.json"))
+    fault_table.append((where, f"serving {serving}, schema and rows consistent"))
