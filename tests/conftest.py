@@ -143,3 +143,13 @@ def django_db_modify_db_settings(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def backups_in_tmp(settings, tmp_path):
     settings.BACKUP_DIR = tmp_path / "backups"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from tests.support import reports
+
+    if reports.fault_injection:
+        database = "MariaDB" if config.getoption("--mariadb") else "SQLite"
+        terminalreporter.section(f"SIGKILL fault injection ({database}): killed -> after rollback --recover")
+        for where, outcome in reports.fault_injection:
+            terminalreporter.write_line(f"  {where:<22} -> {outcome}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from tests.support import reports
 from tests.support.deployments import REPO_ROOT, clone_project, git, wheelhouse_for
 from updater import locks
 
@@ -315,30 +316,14 @@ FAULTS = [
     ("after the switch", lambda steps: _finished(steps, "switch")),
     ("during verification", lambda steps: bool(steps) and steps[-1]["name"] == "verify"),
 ]
-_outcomes: list[tuple[str, str]] = []
 
 
 def _finished(steps: list[dict], name: str) -> bool:
     return any(step["name"] == name and step["status"] == "done" for step in steps)
 
 
-@pytest.fixture(scope="module")
-def fault_table(request):
-    yield _outcomes
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter and _outcomes:
-        reporter.write_line("")
-        reporter.write_line(
-            f"SIGKILL fault injection ({connection.vendor}): where killed -> after rollback --recover"
-        )
-        for where, outcome in _outcomes:
-            reporter.write_line(f"  {where:<22} -> {outcome}")
-
-
 @pytest.mark.parametrize(("where", "reached"), FAULTS, ids=[name for name, _ in FAULTS])
-def test_sigkill_at_each_step_boundary_recovers_to_one_consistent_release(
-    deployed, fault_table, where, reached
-):
+def test_sigkill_at_each_step_boundary_recovers_to_one_consistent_release(deployed, where, reached):
     before = schema_and_rows(deployed)
     python = deployed / "current" / ".venv" / "bin" / "python"
     env = {"PATH": os.environ["PATH"], "ENV_FILE": str(deployed / "shared" / ".env")}
@@ -370,4 +355,4 @@ def test_sigkill_at_each_step_boundary_recovers_to_one_consistent_release(
         assert after[table][1] == before[table][1], table  # no row lost
     assert not (deployed / "shared" / "maintenance").exists()
     assert all(json.loads(p.read_text())["status"] != "running" for p in updates.glob("*.json"))
-    fault_table.append((where, f"serving {serving}, schema and rows consistent"))
+    reports.fault_injection.append((where, f"serving {serving}; schema matches it; no row lost"))

@@ -1,0 +1,3 @@
+"""Tables that tests fill and the run prints at the end (see pytest_terminal_summary in conftest)."""
+
+fault_injection: list[tuple[str, str]] = []
