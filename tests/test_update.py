@@ -356,3 +356,21 @@ def test_sigkill_at_each_step_boundary_recovers_to_one_consistent_release(deploy
     assert not (deployed / "shared" / "maintenance").exists()
     assert all(json.loads(p.read_text())["status"] != "running" for p in updates.glob("*.json"))
     reports.fault_injection.append((where, f"serving {serving}; schema matches it; no row lost"))
+
+
+def test_a_release_whose_requirements_cannot_install_changes_nothing_live(deployed, tagged_repo):
+    git("checkout", "-q", "-b", "bad-requirements", "v1.0.0", cwd=tagged_repo)
+    requirements = tagged_repo / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "no-such-package-anywhere==9.9.9\n")
+    _commit_tag(tagged_repo, "v6.0.0", "chore: depend on something that does not exist")
+    before = schema_and_rows(deployed)
+    result = update(deployed, "--version", "v6.0.0")
+    assert result.returncode == 1
+    assert "preparing v6.0.0 failed; the live site was not touched" in result.stderr
+    assert "no-such-package-anywhere" in result.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert schema_and_rows(deployed) == before
+    journal = last_journal(deployed)
+    assert journal["status"] == "failed"
+    assert [step["name"] for step in journal["steps"]] == ["prepare"]
+    assert not (deployed / "shared" / "maintenance").exists()

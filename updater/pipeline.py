@@ -130,7 +130,8 @@ def _update_locked(root: DeploymentRoot, tag: str, *, skip_backup: bool, dry_run
 
 
 @contextmanager
-def _step(run: journal.Journal, name: str) -> Iterator[None]:
+def step(run: journal.Journal, name: str) -> Iterator[None]:
+    """Journal a step as started, then as done or failed (with the error), around its work."""
     run.step_started(name)
     try:
         yield
@@ -141,7 +142,7 @@ def _step(run: journal.Journal, name: str) -> Iterator[None]:
 
 
 def _prepare(root: DeploymentRoot, run: journal.Journal, tag: str, old_version: str | None) -> UpdatePlan:
-    with _step(run, "prepare"):
+    with step(run, "prepare"):
         wheelhouse = Path(settings.UPDATER_WHEELHOUSE) if settings.UPDATER_WHEELHOUSE else None
         release = releases.prepare(root, tag, wheelhouse=wheelhouse)
         releases.manage(root, release, "check", "--deploy", "--fail-level", "ERROR")
@@ -159,18 +160,18 @@ def _backup_and_migrate(root, run, release, plan: UpdatePlan, skip_backup: bool)
         maintenance.enable(f"update to {plan.to_version}", root.maintenance_flag)
         run.record(maintenance_on=True)
     if not skip_backup or plan.pending_migrations:
-        with _step(run, "backup"):
+        with step(run, "backup"):
             result = backups.create_backup(output=root.backups, reason=f"before update to {plan.to_version}")
             backups.pin(result.path, f"update {run.data['id']} to {plan.to_version}")
             run.record(backup=result.path)
     if plan.pending_migrations:
-        with _step(run, "migrate"):
+        with step(run, "migrate"):
             run.record(migrate_started=True)
             releases.manage(root, release, "migrate", "--noinput")
 
 
 def _switch(root, run, release) -> None:
-    with _step(run, "switch"):
+    with step(run, "switch"):
         run.record(switched_from=root.current_release())  # before the switch: a kill right after it is undone
         deployment.switch(root, release.path)
         run.record(switched=True)
@@ -178,7 +179,7 @@ def _switch(root, run, release) -> None:
 
 
 def _verify(root, run, release) -> None:
-    with _step(run, "verify"):
+    with step(run, "verify"):
         if settings.UPDATER_HEALTH_URL:
             wait_for_version(settings.UPDATER_HEALTH_URL, release.tag, settings.UPDATER_HEALTH_TIMEOUT)
         releases.manage(root, release, "smoke_check")

@@ -54,21 +54,27 @@ def _rollback_locked(root: DeploymentRoot, to: str | None, db: str, force: bool)
     run = journal.Journal.start(root.updates, "rollback", current.name if current else None, target.name)
     target_release = releases.Release(target.name, target, None)
     current_release = releases.Release(current.name, current, None) if current else None
-    ahead = _migrations_ahead_of(root, target_release)
+    known = _migrations_of(root, target_release)
+    ahead = sorted(node for node in MigrationRecorder(connection).applied_migrations() if node not in known)
     database = "unchanged"
     try:
         if ahead and db != "keep":
             maintenance.enable(f"rollback to {target.name}", root.maintenance_flag)
             if db == "migrate":
-                with_step(run, "migrate back", lambda: _migrate_back(root, current_release, target_release))
+                with pipeline.step(run, "migrate back"):
+                    _migrate_back(root, current_release, known, ahead)
                 database = "migrated back"
             else:
                 backup = _backup_before(root, current.name if current else "")
-                with_step(run, "restore", lambda: backups.restore_backup(backup))
+                with pipeline.step(run, "restore"):
+                    backups.restore_backup(backup)
                 database = f"restored from {backup}"
         run.record(switched_from=current)
-        with_step(run, "switch", lambda: (deployment.switch(root, target), pipeline.reload_app_server()))
-        with_step(run, "verify", lambda: releases.manage(root, target_release, "smoke_check"))
+        with pipeline.step(run, "switch"):
+            deployment.switch(root, target)
+            pipeline.reload_app_server()
+        with pipeline.step(run, "verify"):
+            releases.manage(root, target_release, "smoke_check")
     except Exception as error:
         pipeline.undo(root, run)
         run.finish(journal.FAILED, str(error))
@@ -81,33 +87,17 @@ def _rollback_locked(root: DeploymentRoot, to: str | None, db: str, force: bool)
     return RollbackResult(current.name if current else None, target.name, database, run)
 
 
-def with_step(run: journal.Journal, name: str, action) -> None:
-    run.step_started(name)
-    try:
-        action()
-    except BaseException as error:
-        run.step_finished(name, "failed", str(error)[:2000])
-        raise
-    run.step_finished(name)
+def _migrations_of(root: DeploymentRoot, release: releases.Release) -> set[tuple[str, str]]:
+    """Every migration the release's code knows, asked of that release's own Python."""
+    output = releases.manage(root, release, "shell", "--no-imports", "-c", _LEAVES_SCRIPT)
+    return {tuple(node) for node in json.loads(output)}
 
 
-def _migrations_ahead_of(root: DeploymentRoot, target: releases.Release) -> list[tuple[str, str]]:
-    known = {
-        tuple(node)
-        for node in json.loads(releases.manage(root, target, "shell", "--no-imports", "-c", _LEAVES_SCRIPT))
-    }
-    applied = set(MigrationRecorder(connection).applied_migrations())
-    return sorted(node for node in applied if node not in known)
-
-
-def _migrate_back(root: DeploymentRoot, current: releases.Release, target: releases.Release) -> None:
+def _migrate_back(
+    root: DeploymentRoot, current: releases.Release, known: set[tuple[str, str]], ahead: list[tuple[str, str]]
+) -> None:
     """Reverse migrations run by the *newer* code, which knows how to undo them."""
-    known = {
-        tuple(node)
-        for node in json.loads(releases.manage(root, target, "shell", "--no-imports", "-c", _LEAVES_SCRIPT))
-    }
-    apps = sorted({app for app, _name in _migrations_ahead_of(root, target)})
-    for app in apps:
+    for app in sorted({app for app, _name in ahead}):
         names = sorted(name for known_app, name in known if known_app == app)
         releases.manage(root, current, "migrate", app, names[-1] if names else "zero", "--noinput")
 
