@@ -168,6 +168,17 @@ def update(root: Path, *args: str) -> subprocess.CompletedProcess:
     return run_manage(root / "current", "update", *args)
 
 
+def start_update(root: Path, tag: str) -> subprocess.Popen:
+    """An update in the background, in its own process group so that it can be killed whole."""
+    python = root / "current" / ".venv" / "bin" / "python"
+    env = {"PATH": os.environ["PATH"], "ENV_FILE": str(root / "shared" / ".env")}
+    return subprocess.Popen(
+        [str(python), "manage.py", "update", "--version", tag],
+        cwd=root / "current", env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def last_journal(root: Path) -> dict:
     return json.loads(sorted((root / "shared" / "updates").glob("*.json"))[-1].read_text())
 
@@ -277,13 +288,7 @@ def test_rollback_reverses_the_migrations_and_serves_the_previous_release(deploy
 
 def test_killed_in_the_middle_of_a_migration_recover_restores_the_old_release_and_schema(deployed):
     before = schema_and_rows(deployed)
-    python = deployed / "current" / ".venv" / "bin" / "python"
-    env = {"PATH": os.environ["PATH"], "ENV_FILE": str(deployed / "shared" / ".env")}
-    process = subprocess.Popen(
-        [str(python), "manage.py", "update", "--version", "v4.0.0"],
-        cwd=deployed / "current", env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = start_update(deployed, "v4.0.0")
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         journals = sorted((deployed / "shared" / "updates").glob("*.json"))
@@ -325,13 +330,7 @@ def _finished(steps: list[dict], name: str) -> bool:
 @pytest.mark.parametrize(("where", "reached"), FAULTS, ids=[name for name, _ in FAULTS])
 def test_sigkill_at_each_step_boundary_recovers_to_one_consistent_release(deployed, where, reached):
     before = schema_and_rows(deployed)
-    python = deployed / "current" / ".venv" / "bin" / "python"
-    env = {"PATH": os.environ["PATH"], "ENV_FILE": str(deployed / "shared" / ".env")}
-    process = subprocess.Popen(
-        [str(python), "manage.py", "update", "--version", "v2.0.0"],
-        cwd=deployed / "current", env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = start_update(deployed, "v2.0.0")
     updates = deployed / "shared" / "updates"
     while process.poll() is None:
         journals = sorted(updates.glob("*.json")) if updates.exists() else []
