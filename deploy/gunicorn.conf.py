@@ -1,8 +1,10 @@
 """gunicorn settings for the helpdesk; every value can be overridden by a GUNICORN_* variable.
 
 `kill -HUP $(cat $GUNICORN_PIDFILE)` reloads the code gracefully: gunicorn starts new workers from
-the release that `current` points to and lets the old ones finish their requests. That is the reload
-the updater uses (UPDATER_RELOAD_COMMAND) after switching releases.
+the release that `current` points to (GUNICORN_CHDIR) and lets the old ones finish their requests.
+That is the reload the updater uses (UPDATER_RELOAD_PIDFILE or UPDATER_RELOAD_COMMAND) after a switch.
+A release with new requirements gets a new venv, which a HUP cannot swap under a running master:
+use `systemctl restart helpdesk` as the reload command where requirements change often.
 """
 
 import multiprocessing
@@ -19,3 +21,6 @@ pidfile = os.environ.get("GUNICORN_PIDFILE") or None
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
 errorlog = os.environ.get("GUNICORN_ERRORLOG", "-")
 wsgi_app = "helpdesk.wsgi:application"
+# The *link* to the live release (e.g. /srv/helpdesk/current), not where it points: on HUP, new workers
+# change into it again and so load the release that `current` points to now.
+chdir = os.environ.get("GUNICORN_CHDIR") or os.getcwd()

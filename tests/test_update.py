@@ -14,10 +14,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 from django.db import connection
 
 from tests.support import reports
 from tests.support.deployments import REPO_ROOT, clone_project, git, wheelhouse_for
+from tests.support.processes import free_port, wait_until_serving
 from updater import locks
 
 pytestmark = pytest.mark.slow
@@ -373,3 +375,30 @@ def test_a_release_whose_requirements_cannot_install_changes_nothing_live(deploy
     assert journal["status"] == "failed"
     assert [step["name"] for step in journal["steps"]] == ["prepare"]
     assert not (deployed / "shared" / "maintenance").exists()
+
+
+def test_gunicorn_serving_current_reports_the_new_version_after_a_hup_reload(deployed):
+    port = free_port()
+    pidfile = deployed / "shared" / "gunicorn.pid"
+    health = f"http://127.0.0.1:{port}/monitoring/health/"
+    with (deployed / "shared" / ".env").open("a") as env_file:
+        env_file.write(
+            f"UPDATER_RELOAD_PIDFILE={pidfile}\nUPDATER_HEALTH_URL={health}\nUPDATER_HEALTH_TIMEOUT=60\n"
+        )
+    python = str(deployed / "current" / ".venv" / "bin" / "python")
+    env = {"PATH": os.environ["PATH"], "ENV_FILE": str(deployed / "shared" / ".env"), "GUNICORN_WORKERS": "2",
+           "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_PIDFILE": str(pidfile),
+           "GUNICORN_CHDIR": str(deployed / "current")}  # fmt: skip
+    server = subprocess.Popen(
+        [python, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
+        cwd=deployed / "current", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until_serving(health, server)
+        assert requests.get(health, timeout=5).json()["version"] == "v1.0.0"
+        result = update(deployed, "--version", "v2.0.0")
+        assert result.returncode == 0, result.stderr
+        assert requests.get(health, timeout=5).json()["version"] == "v2.0.0"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
