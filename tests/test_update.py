@@ -128,7 +128,7 @@ def deployed(tagged_repo, wheelhouse, tmp_path, django_db_blocker):
     root = tmp_path / "srv"
     env_file = tmp_path / "shared.env"
     env_file.write_text(
-        "ENVIRONMENT=staging\nSECRET_KEY=" + "s" * 60 + "\nALLOWED_HOSTS=localhost\n"
+        "ENVIRONMENT=staging\nSECRET_KEY=" + "s" * 60 + "\nALLOWED_HOSTS=localhost,127.0.0.1\n"
         f"DATABASE_URL={url}\nUPDATER_MIN_FREE_BYTES=1000000\nUPDATER_WHEELHOUSE={wheelhouse}\n"
     )
     init = ["init_deployment", "--root", str(root), "--repo", str(tagged_repo), "--version", "v1.0.0"]
@@ -402,3 +402,26 @@ def test_gunicorn_serving_current_reports_the_new_version_after_a_hup_reload(dep
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_health_url_that_never_reports_the_new_version_rolls_back(deployed):
+    before = schema_and_rows(deployed)
+    with (deployed / "shared" / ".env").open("a") as env_file:
+        env_file.write(f"UPDATER_HEALTH_URL=http://127.0.0.1:{free_port()}/monitoring/health/\n")
+        env_file.write("UPDATER_HEALTH_TIMEOUT=3\n")
+    result = update(deployed, "--version", "v2.0.0")
+    assert result.returncode == 1
+    assert "did not report v2.0.0 within 3s" in result.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert schema_and_rows(deployed) == before  # the migration was undone from the backup
+    assert last_journal(deployed)["status"] == "rolled back"
+
+
+def test_dry_run_prepares_the_release_and_changes_nothing_live(deployed):
+    before = schema_and_rows(deployed)
+    result = update(deployed, "--version", "v2.0.0", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Dry run: v1.0.0 -> v2.0.0 prepared; migrations: crm.0004_organization_phone." in result.stdout
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert schema_and_rows(deployed) == before
+    assert not list((deployed / "shared" / "backups").glob("*.gz"))
