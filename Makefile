@@ -1,5 +1,5 @@
 # Shortcuts for the scripts in scripts/ (they work without make, too).
-.PHONY: run test lint format bench
+.PHONY: run test lint format bench demo-update
 
 run:
 	bash scripts/run.sh
@@ -17,3 +17,7 @@ format:
 
 bench:
 	.venv/bin/python bench/seed_demo.py
+
+demo-update:
+	bash scripts/bootstrap.sh --test
+	.venv/bin/python scripts/demo_update.py
