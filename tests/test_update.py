@@ -425,3 +425,33 @@ def test_dry_run_prepares_the_release_and_changes_nothing_live(deployed):
     assert (deployed / "current").resolve().name == "v1.0.0"
     assert schema_and_rows(deployed) == before
     assert not list((deployed / "shared" / "backups").glob("*.gz"))
+
+
+def test_a_release_failing_its_system_checks_changes_nothing_live(deployed, tagged_repo):
+    git("checkout", "-q", "-b", "failing-check", "v1.0.0", cwd=tagged_repo)
+    (tagged_repo / "crm" / "checks.py").write_text(
+        "from django.core import checks\n\n\n@checks.register(deploy=True)\n"
+        "def broken(app_configs, **kwargs):\n    return [checks.Error('broken on purpose', id='crm.E999')]\n"
+    )
+    apps = tagged_repo / "crm" / "apps.py"
+    apps.write_text(
+        apps.read_text() + "\n    def ready(self):\n        from crm import checks  # noqa: F401\n"
+    )
+    _commit_tag(tagged_repo, "v7.0.0", "chore: a release whose deploy checks fail")
+    result = update(deployed, "--version", "v7.0.0")
+    assert result.returncode == 1
+    assert "crm.E999" in result.stderr and "the live site was not touched" in result.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert last_journal(deployed)["status"] == "failed"
+    assert (deployed / "releases" / "v7.0.0" / ".helpdesk-bad").exists()
+
+
+def test_a_failing_reload_command_switches_back(deployed):
+    before = schema_and_rows(deployed)
+    with (deployed / "shared" / ".env").open("a") as env_file:
+        env_file.write("UPDATER_RELOAD_COMMAND=false --pretend-to-reload\n")
+    result = update(deployed, "--version", "v2.0.0")
+    assert result.returncode == 1
+    assert "the reload command failed" in result.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert schema_and_rows(deployed) == before
