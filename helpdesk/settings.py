@@ -191,6 +191,9 @@ UPDATER_HEALTH_URL = config("UPDATER_HEALTH_URL", default="")
 UPDATER_HEALTH_TIMEOUT = config("UPDATER_HEALTH_TIMEOUT", default=60, cast=int)
 UPDATER_KEEP_RELEASES = config("UPDATER_KEEP_RELEASES", default=5, cast=int)
 UPDATER_REQUIRE_SIGNED_TAGS = config("UPDATER_REQUIRE_SIGNED_TAGS", default=False, cast=bool)
+# Who may sign releases: an SSH allowed-signers file and/or a GnuPG home holding the trusted keys.
+UPDATER_ALLOWED_SIGNERS = config("UPDATER_ALLOWED_SIGNERS", default="")
+UPDATER_GNUPGHOME = config("UPDATER_GNUPGHOME", default="")
 UPDATER_MIN_FREE_BYTES = config("UPDATER_MIN_FREE_BYTES", default=1024**3, cast=int)
 
 TICKETS_PER_PAGE = 25

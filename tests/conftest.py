@@ -153,3 +153,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section(f"SIGKILL fault injection ({database}): killed -> after rollback --recover")
         for where, outcome in reports.fault_injection:
             terminalreporter.write_line(f"  {where:<22} -> {outcome}")
+    for line in reports.concurrency:
+        terminalreporter.write_line(f"Two updates at once: {line}")

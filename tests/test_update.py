@@ -2,7 +2,9 @@
 the real database of the run (a fresh SQLite file or a fresh MariaDB database), real venvs.
 
 Tags: v1.0.0 is this project; v2.0.0 adds a field with a migration; v3.0.0 adds a migration that
-fails half-way; v5.0.0 breaks the ticket list (its smoke check fails after the switch).
+fails half-way; v4.0.0 has a slow migration; v5.0.0 breaks the ticket list (its smoke check fails
+after the switch); v8.0.0 is v2.0.0 plus a change without migrations; v9.0.0 adds the field of v2.0.0
+with a data migration that cannot be reversed.
 """
 
 import json
@@ -51,6 +53,23 @@ class Migration(migrations.Migration):
     ]
 """
 
+
+MIGRATION_IRREVERSIBLE = """from django.db import migrations, models
+
+
+def fill(apps, schema_editor):
+    apps.get_model("crm", "Organization").objects.update(phone="unknown")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("crm", "0003_fill_resolution_notes")]
+    operations = [
+        migrations.AddField(
+            "organization", "phone", models.CharField(blank=True, default="", max_length=40)
+        ),
+        migrations.RunPython(fill),  # no reverse: this release cannot be migrated back
+    ]
+"""
 
 MIGRATION_SLOW = """import time
 
@@ -101,6 +120,14 @@ def tagged_repo(tmp_path_factory) -> Path:
         views.read_text().replace(first_line, "    raise RuntimeError('broken list')\n" + first_line)
     )
     _commit_tag(repo, "v5.0.0", "feat: a release whose ticket list is broken")
+    git("checkout", "-q", "-b", "patch", "v2.0.0", cwd=repo)
+    css = repo / "crm" / "static" / "crm" / "helpdesk.css"
+    css.write_text(css.read_text() + "\n/* v8.0.0 */\n")
+    _commit_tag(repo, "v8.0.0", "fix: a patch release without migrations")
+    git("checkout", "-q", "-b", "irreversible", "v1.0.0", cwd=repo)
+    models_py.write_text(source.replace(email_line, email_line + FIELD, 1))
+    (repo / "crm" / "migrations" / "0004_organization_phone.py").write_text(MIGRATION_IRREVERSIBLE)
+    _commit_tag(repo, "v9.0.0", "feat: phone numbers, filled in once")
     git("checkout", "-q", "main" if "main" in git("branch", cwd=repo) else "master", cwd=repo)
     return repo
 
@@ -300,6 +327,15 @@ def test_killed_in_the_middle_of_a_migration_recover_restores_the_old_release_an
         assert process.poll() is None, "the update ended before it could be killed"
         time.sleep(0.2)
     time.sleep(2)  # inside the migration: the new column exists, the RunPython is sleeping
+
+    asked_at = time.monotonic()
+    concurrent = update(deployed, "--version", "v2.0.0")  # a second, real update process
+    waited = time.monotonic() - asked_at
+    reports.concurrency.append(
+        f"second update refused with exit {concurrent.returncode} after {waited:.2f}s (incl. process start)"
+    )
+    assert concurrent.returncode == 3, concurrent.stderr
+    assert f"pid {process.pid}" in concurrent.stderr and "update --version v4.0.0" in concurrent.stderr
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert (deployed / "shared" / "maintenance").exists()  # left on by the killed run: writes stay blocked
@@ -455,3 +491,86 @@ def test_a_failing_reload_command_switches_back(deployed):
     assert "the reload command failed" in result.stderr
     assert (deployed / "current").resolve().name == "v1.0.0"
     assert schema_and_rows(deployed) == before
+
+
+def test_retention_keeps_the_newest_good_releases_and_never_current_previous_or_bad_ones(deployed):
+    with (deployed / "shared" / ".env").open("a") as env_file:
+        env_file.write("UPDATER_KEEP_RELEASES=1\n")
+    assert update(deployed, "--version", "v3.0.0").returncode == 1  # marked bad: kept as evidence
+    assert update(deployed, "--version", "v2.0.0").returncode == 0
+    assert sorted(p.name for p in (deployed / "releases").iterdir()) == ["v1.0.0", "v2.0.0", "v3.0.0"]
+
+    result = update(deployed, "--version", "v8.0.0")
+    assert result.returncode == 0, result.stderr
+    # v8.0.0 is current, v2.0.0 previous, v3.0.0 bad (does not count); v1.0.0 goes.
+    assert sorted(p.name for p in (deployed / "releases").iterdir()) == ["v2.0.0", "v3.0.0", "v8.0.0"]
+    assert last_journal(deployed)["facts"]["removed_releases"] == ["v1.0.0"]
+    worktrees = git("worktree", "list", cwd=deployed / "repo.git")
+    assert "v1.0.0" not in worktrees and "v8.0.0" in worktrees
+    assert run_manage(deployed / "current", "rollback").returncode == 0  # previous is still there
+    assert (deployed / "current").resolve().name == "v2.0.0"
+
+
+def test_rollback_over_an_irreversible_migration_restores_the_backup_only_when_confirmed(deployed):
+    before = schema_and_rows(deployed)
+    assert update(deployed, "--version", "v9.0.0").returncode == 0
+    run_manage(deployed / "current", "shell", "--no-imports", "-c",
+               "from crm.models import Ticket; t = Ticket.objects.first(); "
+               "Ticket.objects.create(title='after the update', description='will be lost', "
+               "organization=t.organization, created_by=t.created_by)", check=True)  # fmt: skip
+
+    unconfirmed = run_manage(deployed / "current", "rollback")  # stdin is not a terminal
+    assert unconfirmed.returncode == 2
+    assert "cannot be reversed: crm.0004_organization_phone" in unconfirmed.stderr
+    assert "loses every change made since then: tickets created: 1" in unconfirmed.stderr
+    insisting = run_manage(deployed / "current", "rollback", "--db", "migrate")
+    assert insisting.returncode == 2 and "use --db restore" in insisting.stderr
+    assert (deployed / "current").resolve().name == "v9.0.0"
+    assert schema_and_rows(deployed)["crm_ticket"][1] == before["crm_ticket"][1] + 1
+
+    confirmed = run_manage(deployed / "current", "rollback", "--no-input")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "tickets created: 1" in confirmed.stdout and "database restored from" in confirmed.stdout
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert schema_and_rows(deployed) == before
+    assert last_journal(deployed)["facts"]["database_action"] == "restore"
+
+
+def test_only_tags_signed_by_a_trusted_key_are_accepted_when_signatures_are_required(
+    deployed, tagged_repo, tmp_path
+):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name in ("release", "stranger"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(keys / name)],
+                       check=True)  # fmt: skip
+    allowed = keys / "allowed_signers"
+    allowed.write_text(f"release@helpdesk.example {(keys / 'release.pub').read_text()}")
+    gnupg = tmp_path / "gnupg"
+    gnupg.mkdir(mode=0o700)
+    gpg_env = {**os.environ, "GNUPGHOME": str(gnupg)}
+    identity = "Releases <gpg@helpdesk.example>"
+    subprocess.run(["gpg", "--batch", "-q", "--passphrase", "", "--quick-gen-key", identity, "ed25519",
+                    "sign", "never"], env=gpg_env, check=True, capture_output=True)  # fmt: skip
+
+    def signed_tag(tag: str, *config: str, env: dict | None = None) -> None:
+        subprocess.run(["git", *config, "tag", "-s", "-m", tag, tag, "v8.0.0"], cwd=tagged_repo, env=env,
+                       check=True, capture_output=True)  # fmt: skip
+
+    ssh = ("-c", "gpg.format=ssh", "-c")
+    signed_tag("v8.1.0", *ssh, f"user.signingkey={keys / 'release'}")
+    signed_tag("v8.1.1", *ssh, f"user.signingkey={keys / 'stranger'}")
+    signed_tag("v8.1.2", "-c", "user.signingkey=gpg@helpdesk.example", env=gpg_env)
+    with (deployed / "shared" / ".env").open("a") as env_file:
+        env_file.write(f"UPDATER_REQUIRE_SIGNED_TAGS=True\nUPDATER_ALLOWED_SIGNERS={allowed}\n"
+                       f"UPDATER_GNUPGHOME={gnupg}\n")  # fmt: skip
+
+    for refused in ("v8.0.0", "v8.1.1"):  # unsigned; signed by a key nobody trusts
+        result = update(deployed, "--version", refused)
+        assert result.returncode == 2, result.stderr
+        assert f"tag '{refused}' has no valid signature from a trusted signer" in result.stderr
+    assert sorted(p.name for p in (deployed / "releases").iterdir()) == ["v1.0.0"]
+    for accepted in ("v8.1.0", "v8.1.2"):  # SSH-signed; GPG-signed
+        result = update(deployed, "--version", accepted, "--dry-run")
+        assert result.returncode == 0, result.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"

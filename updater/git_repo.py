@@ -4,6 +4,7 @@ Every call is an argument list with a timeout; user input (a tag, a URL) is vali
 after `--` where git allows it, so it can never be read as an option.
 """
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -22,18 +23,27 @@ class InvalidVersion(GitError):
 
 
 def run_git(
-    args: list[str], git_dir: Path | None = None, cwd: Path | None = None, timeout: int = GIT_TIMEOUT
+    args: list[str],
+    git_dir: Path | None = None,
+    cwd: Path | None = None,
+    timeout: int = GIT_TIMEOUT,
+    env: dict[str, str] | None = None,
 ) -> str:
     command = ["git"] + ([f"--git-dir={git_dir}"] if git_dir else []) + args
     try:
         result = subprocess.run(
-            command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+            command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, env=env
         )
     except subprocess.TimeoutExpired:
-        raise GitError(f"git {args[0]} did not finish within {timeout}s") from None
+        raise GitError(f"git {_subcommand(args)} did not finish within {timeout}s") from None
     if result.returncode != 0:
-        raise GitError(f"git {args[0]} failed: {(result.stderr or result.stdout).strip()}")
+        raise GitError(f"git {_subcommand(args)} failed: {(result.stderr or result.stdout).strip()}")
     return result.stdout
+
+
+def _subcommand(args: list[str]) -> str:
+    after_config = [arg for i, arg in enumerate(args) if not (i and args[i - 1] == "-c")]
+    return next((arg for arg in after_config if not arg.startswith("-")), "")
 
 
 def validate_tag_name(tag: str) -> str:
@@ -79,11 +89,15 @@ def tags(git_dir: Path) -> list[str]:
     return [line for line in output.splitlines() if TAG_PATTERN.match(line)]
 
 
-def verify_tag(git_dir: Path, tag: str) -> None:
+def verify_tag(git_dir: Path, tag: str, *, allowed_signers: str = "", gnupghome: str = "") -> None:
+    """`git verify-tag` against the configured signers only: an SSH allowed-signers file and/or a
+    dedicated GnuPG home. An unsigned tag, or one signed by anybody else, raises InvalidVersion."""
+    options = ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"] if allowed_signers else []
+    env = {**os.environ, "GNUPGHOME": gnupghome} if gnupghome else None
     try:
-        run_git(["verify-tag", "--", tag], git_dir=git_dir)
+        run_git([*options, "verify-tag", "--", f"refs/tags/{tag}"], git_dir=git_dir, env=env)
     except GitError as error:
-        raise InvalidVersion(f"tag {tag!r} has no valid signature: {error}") from None
+        raise InvalidVersion(f"tag {tag!r} has no valid signature from a trusted signer: {error}") from None
 
 
 def add_worktree(git_dir: Path, path: Path, tag: str) -> None:

@@ -82,7 +82,12 @@ def _update_locked(root: DeploymentRoot, tag: str, *, skip_backup: bool, dry_run
         git_repo.fetch(root.repo)
         git_repo.tag_commit(root.repo, tag)
         if getattr(settings, "UPDATER_REQUIRE_SIGNED_TAGS", False):
-            git_repo.verify_tag(root.repo, tag)
+            git_repo.verify_tag(
+                root.repo,
+                tag,
+                allowed_signers=settings.UPDATER_ALLOWED_SIGNERS,
+                gnupghome=settings.UPDATER_GNUPGHOME,
+            )
     except git_repo.InvalidVersion as error:
         raise UpdateRefused(str(error)) from error
     except git_repo.GitError as error:

@@ -1,8 +1,11 @@
 """Going back to an earlier release (`rollback`): code by switching links, the database by reverse
-migrations to the target's migration state, or by restoring the backup taken before the update."""
+migrations to the target's migration state when they are all reversible, otherwise by restoring the
+backup taken before the update — after a confirmation that names what will be lost."""
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from django.db import connection
@@ -11,6 +14,13 @@ from django.db.migrations.recorder import MigrationRecorder
 from updater import backups, deployment, journal, locks, maintenance, pipeline, releases
 from updater.deployment import DeploymentRoot
 
+# Asked of the newer release's Python: which of these applied migrations cannot be reversed?
+_IRREVERSIBLE_SCRIPT = (
+    "import json; from django.db.migrations.loader import MigrationLoader; "
+    "graph = MigrationLoader(None, ignore_no_migrations=True).graph; "
+    "print(json.dumps([f'{a}.{n}' for a, n in {nodes!r} if (a, n) in graph.nodes "
+    "and not all(op.reversible for op in graph.nodes[(a, n)].operations)]))"
+)
 _LEAVES_SCRIPT = (
     "import json; from django.db.migrations.loader import MigrationLoader; "
     "graph = MigrationLoader(None, ignore_no_migrations=True).graph; "
@@ -26,18 +36,51 @@ class RollbackResult:
     journal: journal.Journal
 
 
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What a rollback will do to the database, known before anything is changed."""
+
+    from_version: str | None
+    to_version: str
+    ahead: list[str]  # applied migrations the target release does not know
+    irreversible: list[str]
+    database: str  # "keep", "migrate" or "restore"
+    backup: Path | None = None
+    backup_taken_at: str = ""
+    losses: dict[str, int] = field(default_factory=dict)  # what restoring the backup throws away
+
+    def describe_losses(self) -> str:
+        counted = ", ".join(f"{what}: {count}" for what, count in self.losses.items() if count)
+        return (
+            f"Restoring {self.backup} (taken {self.backup_taken_at}) loses every change made since then"
+            + (f": {counted}." if counted else "; none are recorded in the helpdesk tables.")
+        )
+
+
+Confirm = Callable[[RollbackPlan], bool]
+
+
 def rollback(
-    root: DeploymentRoot, *, to: str | None = None, db: str = "migrate", force: bool = False
+    root: DeploymentRoot,
+    *,
+    to: str | None = None,
+    db: str = "auto",
+    force: bool = False,
+    confirm: Confirm | None = None,
 ) -> RollbackResult:
+    """db: "auto" reverses migrations when all are reversible and restores the backup otherwise;
+    "migrate", "restore" and "keep" insist. A restore only happens when confirm(plan) says yes."""
     try:
         with locks.hold(root.lock_file, command=f"rollback --to {to or 'previous'} --db {db}"):
-            return _rollback_locked(root, to, db, force)
+            return _rollback_locked(root, to, db, force, confirm)
     except locks.LockHeld as held:
         who = held.holder.describe() if held.holder else "another process"
         raise pipeline.UpdateBusy(f"another update or rollback is running ({who})") from None
 
 
-def _rollback_locked(root: DeploymentRoot, to: str | None, db: str, force: bool) -> RollbackResult:
+def _rollback_locked(
+    root: DeploymentRoot, to: str | None, db: str, force: bool, confirm: Confirm | None
+) -> RollbackResult:
     if journal.unfinished(root.updates):
         raise pipeline.UpdateRefused(
             "an earlier run did not finish; run `manage.py rollback --recover` first"
@@ -51,24 +94,29 @@ def _rollback_locked(root: DeploymentRoot, to: str | None, db: str, force: bool)
     if (target / pipeline.BAD_MARKER).exists() and not force:
         raise pipeline.UpdateRefused(f"{target.name} was marked bad; pass --force to go back to it anyway")
 
-    run = journal.Journal.start(root.updates, "rollback", current.name if current else None, target.name)
     target_release = releases.Release(target.name, target, None)
     current_release = releases.Release(current.name, current, None) if current else None
     known = _migrations_of(root, target_release)
     ahead = sorted(node for node in MigrationRecorder(connection).applied_migrations() if node not in known)
+    plan = _plan(root, current_release, target.name, ahead, db)
+    if plan.database == "restore" and (confirm is None or not confirm(plan)):
+        raise pipeline.UpdateRefused(f"the restore was not confirmed. {plan.describe_losses()}")
+
+    run = journal.Journal.start(root.updates, "rollback", current.name if current else None, target.name)
+    run.record(database_action=plan.database, migrations_ahead=plan.ahead, irreversible=plan.irreversible)
     database = "unchanged"
     try:
-        if ahead and db != "keep":
+        if plan.database != "keep":
             maintenance.enable(f"rollback to {target.name}", root.maintenance_flag)
-            if db == "migrate":
-                with pipeline.step(run, "migrate back"):
-                    _migrate_back(root, current_release, known, ahead)
-                database = "migrated back"
-            else:
-                backup = _backup_before(root, current.name if current else "")
-                with pipeline.step(run, "restore"):
-                    backups.restore_backup(backup)
-                database = f"restored from {backup}"
+        if plan.database == "migrate":
+            with pipeline.step(run, "migrate back"):
+                _migrate_back(root, current_release, known, ahead)
+            database = "migrated back"
+        elif plan.database == "restore":
+            with pipeline.step(run, "restore"):
+                backups.restore_backup(plan.backup)
+            run.record(database_restored_from=plan.backup)
+            database = f"restored from {plan.backup}"
         run.record(switched_from=current)
         with pipeline.step(run, "switch"):
             deployment.switch(root, target)
@@ -85,6 +133,48 @@ def _rollback_locked(root: DeploymentRoot, to: str | None, db: str, force: bool)
         maintenance.disable(root.maintenance_flag)
     run.finish(journal.SUCCEEDED)
     return RollbackResult(current.name if current else None, target.name, database, run)
+
+
+def _plan(
+    root: DeploymentRoot,
+    current: releases.Release | None,
+    target: str,
+    ahead: list[tuple[str, str]],
+    db: str,
+) -> RollbackPlan:
+    names = [f"{app}.{name}" for app, name in ahead]
+    from_version = current.tag if current else None
+    if not ahead or db == "keep":
+        return RollbackPlan(from_version, target, names, [], "keep")
+    script = _IRREVERSIBLE_SCRIPT.replace("{nodes!r}", repr([list(node) for node in ahead]))
+    irreversible = json.loads(releases.manage(root, current, "shell", "--no-imports", "-c", script))
+    if db == "migrate" and irreversible:
+        raise pipeline.UpdateRefused(
+            f"these migrations cannot be reversed: {', '.join(irreversible)}; "
+            "use --db restore (the backup taken before the update) or --db keep"
+        )
+    if db == "migrate" or (db == "auto" and not irreversible):
+        return RollbackPlan(from_version, target, names, irreversible, "migrate")
+    backup = _backup_before(root, from_version or "")
+    manifest = backups.Manifest.read(backup)
+    return RollbackPlan(
+        from_version, target, names, irreversible, "restore",
+        backup=backup, backup_taken_at=manifest.started_at, losses=_changes_since(manifest.started_at),
+    )  # fmt: skip
+
+
+def _changes_since(moment: str) -> dict[str, int]:
+    """Helpdesk rows written after the backup began: what a restore would throw away."""
+    from crm.models import ActivityLog, Ticket, TicketAttachment, TicketComment
+
+    since = datetime.fromisoformat(moment)
+    return {
+        "tickets created": Ticket.objects.filter(created_at__gt=since).count(),
+        "tickets changed": Ticket.objects.filter(created_at__lte=since, updated_at__gt=since).count(),
+        "comments": TicketComment.objects.filter(created_at__gt=since).count(),
+        "attachments": TicketAttachment.objects.filter(created_at__gt=since).count(),
+        "audit entries": ActivityLog.objects.filter(created_at__gt=since).count(),
+    }
 
 
 def _migrations_of(root: DeploymentRoot, release: releases.Release) -> set[tuple[str, str]]:

@@ -1,3 +1,4 @@
 """Tables that tests fill and the run prints at the end (see pytest_terminal_summary in conftest)."""
 
 fault_injection: list[tuple[str, str]] = []
+concurrency: list[str] = []

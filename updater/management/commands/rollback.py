@@ -13,9 +13,10 @@ class Command(BaseCommand):
         parser.add_argument("--to", metavar="TAG", help="the release to go back to (default: previous)")
         parser.add_argument(
             "--db",
-            choices=["migrate", "restore", "keep"],
-            default="migrate",
-            help="migrate: reverse migrations (default); restore: the pre-update backup; keep: leave it",
+            choices=["auto", "migrate", "restore", "keep"],
+            default="auto",
+            help="auto (default): reverse migrations when all are reversible, else restore the pre-update "
+            "backup after confirmation; migrate / restore / keep insist on one",
         )
         parser.add_argument("--recover", action="store_true", help="complete or undo an interrupted update")
         parser.add_argument("--force", action="store_true", help="go back to a release marked bad")
@@ -26,9 +27,13 @@ class Command(BaseCommand):
             root = deployment.find_root()
             if options["recover"]:
                 return self._recover(root)
-            if options["db"] == "restore" and not options["no_input"]:
-                self._confirm_restore()
-            result = rollbacks.rollback(root, to=options["to"], db=options["db"], force=options["force"])
+            result = rollbacks.rollback(
+                root,
+                to=options["to"],
+                db=options["db"],
+                force=options["force"],
+                confirm=self._confirm_restore if not options["no_input"] else self._announce_restore,
+            )
         except deployment.NotADeployment as error:
             raise CommandError(str(error), returncode=2) from error
         except pipeline.UpdateRefused as error:
@@ -52,13 +57,25 @@ class Command(BaseCommand):
                 self.style.SUCCESS(f"Run {item.run_id}: {item.outcome}; serving {item.version}.")
             )
 
-    def _confirm_restore(self) -> None:
+    def _announce_restore(self, plan: rollbacks.RollbackPlan) -> bool:
+        self.stdout.write(self._why_restore(plan) + plan.describe_losses())
+        return True
+
+    def _confirm_restore(self, plan: rollbacks.RollbackPlan) -> bool:
         if not sys.stdin.isatty():
             raise CommandError(
-                "--db restore replaces the database: confirm on a terminal or pass --no-input."
+                f"{self._why_restore(plan)}{plan.describe_losses()} "
+                "Confirm on a terminal, or pass --no-input to accept; nothing was changed.",
+                returncode=2,
             )
-        answer = input(
-            "Restoring the pre-update backup loses every change made since that update. Type 'yes': "
-        )
+        self.stdout.write(self._why_restore(plan) + plan.describe_losses())
+        answer = input("Type 'yes' to restore it: ")
         if answer.strip().lower() != "yes":
-            raise CommandError("Rollback cancelled; nothing was changed.")
+            raise CommandError("Rollback cancelled; nothing was changed.", returncode=2)
+        return True
+
+    @staticmethod
+    def _why_restore(plan: rollbacks.RollbackPlan) -> str:
+        if plan.irreversible:
+            return f"These migrations cannot be reversed: {', '.join(plan.irreversible)}. "
+        return ""
