@@ -22,7 +22,7 @@ from django.db import connection
 from tests.support import reports
 from tests.support.deployments import REPO_ROOT, clone_project, git, wheelhouse_for
 from tests.support.processes import free_port, wait_until_serving
-from updater import locks
+from updater import locks, venvs
 
 pytestmark = pytest.mark.slow
 
@@ -147,12 +147,22 @@ def _database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'shared-db.sqlite3'}"
 
 
+@pytest.fixture(scope="module")
+def first_venv(wheelhouse, tmp_path_factory) -> venvs.Venv:
+    """v1.0.0's virtualenv, built once for the module: each deployment links it into shared/venvs/
+    where the updater finds it complete and reuses it, as it would a venv of an earlier release."""
+    return venvs.ensure_venv(tmp_path_factory.mktemp("venvs"), REPO_ROOT / "requirements.txt",
+                             wheelhouse=wheelhouse)  # fmt: skip
+
+
 @pytest.fixture
-def deployed(tagged_repo, wheelhouse, tmp_path, django_db_blocker):
+def deployed(tagged_repo, wheelhouse, first_venv, tmp_path, django_db_blocker):
     """A deployment root at v1.0.0 with demo data."""
     with django_db_blocker.unblock():
         url = _database_url(tmp_path)
     root = tmp_path / "srv"
+    (root / "shared" / "venvs").mkdir(parents=True)
+    (root / "shared" / "venvs" / first_venv.key).symlink_to(first_venv.path)
     env_file = tmp_path / "shared.env"
     env_file.write_text(
         "ENVIRONMENT=staging\nSECRET_KEY=" + "s" * 60 + "\nALLOWED_HOSTS=localhost,127.0.0.1\n"
