@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from tests.support.mariadb import MariaDBServer  # noqa: E402
-from tests.support.processes import free_port, start_gunicorn, wait_until_serving  # noqa: E402
+from tests.support.processes import free_port, login, start_gunicorn, wait_until_serving  # noqa: E402
 
 CASES = [
     ("page 1", "/tickets/", "/admin/crm/ticket/"),
@@ -56,7 +56,7 @@ def main() -> None:
         base = f"http://{env['GUNICORN_BIND']}"
         try:
             wait_until_serving(base + "/login/", gunicorn)
-            agent, admin = _login(base, "agent1", "agent"), _login(base, "admin", "admin")
+            agent, admin = login(base, "agent1", "agent"), login(base, "admin", "admin")
             print(f"{args.tickets} tickets, {args.orgs} organizations, MariaDB, gunicorn 2 workers, "
                   f"{args.requests} sequential requests per URL")  # fmt: skip
             print(f"{'case':<9} {'ours p50':>9} {'p95':>7}   {'admin p50':>9} {'p95':>7}   admin/ours (p50)")
@@ -88,24 +88,6 @@ def _environment(tmp: Path, database_url: str) -> dict[str, str]:
         "GUNICORN_WORKERS": "2",
         "GUNICORN_ACCESSLOG": "",
     }
-
-
-def _login(base: str, username: str, password: str) -> requests.Session:
-    session = requests.Session()
-    session.get(base + "/login/", timeout=10)
-    response = session.post(
-        base + "/login/",
-        data={
-            "username": username,
-            "password": password,
-            "csrfmiddlewaretoken": session.cookies["csrftoken"],
-        },
-        timeout=10,
-    )
-    response.raise_for_status()
-    if "sessionid" not in session.cookies:
-        raise RuntimeError(f"could not log in as {username}")
-    return session
 
 
 def _measure(session: requests.Session, url: str, count: int) -> tuple[float, float]:

@@ -38,3 +38,22 @@ def start_gunicorn(env: dict[str, str], cwd: Path, python: str, log: Path | None
         stdout=output,
         stderr=subprocess.STDOUT,
     )
+
+
+def login(base: str, username: str, password: str) -> requests.Session:
+    """A requests session logged in through the login form (CSRF token included)."""
+    session = requests.Session()
+    session.get(base + "/login/", timeout=10)
+    response = session.post(
+        base + "/login/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    if "sessionid" not in session.cookies:
+        raise RuntimeError(f"could not log in as {username}")
+    return session

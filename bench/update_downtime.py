@@ -1,0 +1,373 @@
+"""Benchmark: what users see while the helpdesk is updated under load, against the handbook's way.
+
+    .venv/bin/python bench/update_downtime.py [--clients 20] [--tickets 2000]
+
+A real deployment root (init_deployment) on a throwaway MariaDB, served by gunicorn (2 workers,
+HUP reload) from `current`, while 20 logged-in clients fetch /tickets/ as fast as they can on the
+loopback. Tags: v1.0.0 (this repository's HEAD), v1.0.1 (a change without migrations), v2.0.0 (a new
+field with a migration). Scenarios, in one run:
+
+  (a) update v1.0.0 -> v1.0.1 (no migrations)          target: zero failed requests
+  (c) rollback v1.0.1 -> v1.0.0 (code only)             target: zero failed requests, <= 3 s
+  (b) update v1.0.0 -> v2.0.0 (a migration)             target: 503 only inside the maintenance
+                                                        window, window <= backup + migrate + 2 s
+  (d) anchor, the handbook's procedure on its own clone and database: stop the server, git checkout
+      in place, pip install into the live venv, backup_database --format sql, migrate,
+      collectstatic, start the server.
+
+For each: requests, failed (connection errors, 5xx other than maintenance), 503 with Retry-After,
+the longest gap without a successful response, and the wall time of the command.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.deployments import clone_project, git, wheelhouse_for  # noqa: E402
+from tests.support.mariadb import MariaDBServer  # noqa: E402
+from tests.support.processes import free_port, login, wait_until_serving  # noqa: E402
+
+FIELD = '    phone = models.CharField(max_length=40, blank=True, default="")\n'
+MIGRATION = """from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("crm", "0003_fill_resolution_notes")]
+    operations = [
+        migrations.AddField("organization", "phone", models.CharField(blank=True, default="", max_length=40)),
+    ]
+"""
+
+
+@dataclass
+class Sample:
+    started: float
+    finished: float
+    outcome: str  # "ok", "maintenance" (503 + Retry-After) or "failed"
+
+
+@dataclass
+class Load:
+    """N clients, each with its own logged-in session, fetching one URL in a loop."""
+
+    base: str
+    clients: int
+    samples: list[Sample] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        sessions = [login(self.base, "agent1", "agent") for _ in range(self.clients)]
+        self._threads = [threading.Thread(target=self._client, args=(s,), daemon=True) for s in sessions]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _client(self, session: requests.Session) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                response = session.get(self.base + "/tickets/", timeout=30, allow_redirects=False)
+                if response.status_code == 200:
+                    outcome = "ok"
+                elif response.status_code == 503 and response.headers.get("Retry-After"):
+                    outcome = "maintenance"
+                else:
+                    outcome = "failed"
+            except requests.RequestException:
+                outcome = "failed"
+                time.sleep(0.01)  # a refused connection returns at once; do not spin
+            with self._lock:
+                self.samples.append(Sample(started, time.monotonic(), outcome))
+
+    def between(self, start: float, end: float) -> list[Sample]:
+        with self._lock:
+            return [s for s in self.samples if s.finished >= start and s.started <= end]
+
+
+class FlagWatcher:
+    """Polls the maintenance flag every 5 ms and records when it was on."""
+
+    def __init__(self, flag: Path) -> None:
+        self.flag, self.periods, self._stop = flag, [], threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        on_since = None
+        while not self._stop.is_set():
+            present = self.flag.exists()
+            now = time.monotonic()
+            if present and on_since is None:
+                on_since = now
+            elif not present and on_since is not None:
+                self.periods.append((on_since, now))
+                on_since = None
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Outcome:
+    name: str
+    samples: list[Sample]
+    wall: float
+    start: float
+    end: float
+    note: str = ""
+
+    def row(self) -> str:
+        ok = sum(s.outcome == "ok" for s in self.samples)
+        failed = sum(s.outcome == "failed" for s in self.samples)
+        maintenance = sum(s.outcome == "maintenance" for s in self.samples)
+        gap = longest_gap(self.samples, self.start, self.end)
+        counts = f"{len(self.samples):>6} {ok:>6} {failed:>6} {maintenance:>6}"
+        return f"{self.name:<44} {counts} {gap:>8.2f}s {self.wall:>7.2f}s  {self.note}"
+
+    @property
+    def gap(self) -> float:
+        return longest_gap(self.samples, self.start, self.end)
+
+
+def longest_gap(samples: list[Sample], start: float, end: float) -> float:
+    """The longest stretch inside [start, end] in which no request completed successfully."""
+    moments = sorted(s.finished for s in samples if s.outcome == "ok" and start <= s.finished <= end)
+    edges = [start, *moments, end]
+    return max(b - a for a, b in itertools.pairwise(edges))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--tickets", type=int, default=2000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-downtime-") as tmp_name, \
+            MariaDBServer(Path(tmp_name) / "db") as server:  # fmt: skip
+        tmp = Path(tmp_name)
+        repo = _tagged_repository(tmp / "source")
+        wheels = wheelhouse_for(REPO_ROOT / "requirements.txt")
+        print(f"{args.clients} clients on /tickets/ as an agent, {args.tickets} tickets, MariaDB, 2 workers")
+        results = _updater_scenarios(tmp, repo, wheels, server, args)
+        results.append(_handbook_scenario(tmp, repo, wheels, server, args))
+        header = f"{'scenario':<44} {'reqs':>6} {'ok':>6} {'failed':>6} {'503':>6} {'max gap':>9} {'wall':>8}"
+        print("\n" + header)
+        for outcome in results:
+            print(outcome.row())
+        anchor, ours = results[-1], results[2]
+        ratio = anchor.gap / max(ours.gap, 1e-3)
+        print(f"\nlongest gap without a successful request: handbook {anchor.gap:.2f}s, "
+              f"update with a migration {ours.gap:.2f}s ({ratio:.1f}x shorter)")  # fmt: skip
+
+
+def _tagged_repository(path: Path) -> Path:
+    repo = clone_project(path)
+    git("tag", "v1.0.0", cwd=repo)
+    css = repo / "crm" / "static" / "crm" / "helpdesk.css"
+    css.write_text(css.read_text() + "\n/* v1.0.1 */\n")
+    _commit_tag(repo, "v1.0.1", "fix: a change without migrations")
+    models = repo / "crm" / "models.py"
+    email = '    email = models.EmailField(_("email"), blank=True)\n'
+    models.write_text(models.read_text().replace(email, email + FIELD, 1))
+    (repo / "crm" / "migrations" / "0004_organization_phone.py").write_text(MIGRATION)
+    _commit_tag(repo, "v2.0.0", "feat: organizations get a phone number")
+    return repo
+
+
+def _commit_tag(repo: Path, tag: str, message: str) -> None:
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", message, cwd=repo)
+    git("tag", tag, cwd=repo)
+
+
+def _updater_scenarios(tmp: Path, repo: Path, wheels: Path, server: MariaDBServer, args) -> list[Outcome]:
+    _create_database(server, "deployed")
+    root, port = tmp / "srv", free_port()
+    pidfile = root / "shared" / "gunicorn.pid"
+    env_file = tmp / "deployed.env"
+    env_file.write_text(
+        f"ENVIRONMENT=staging\nSECRET_KEY={'b' * 60}\nALLOWED_HOSTS=127.0.0.1\n"
+        f"DATABASE_URL={server.url('deployed')}\n"
+        f"UPDATER_MIN_FREE_BYTES=1000000\nUPDATER_WHEELHOUSE={wheels}\nUPDATER_RELOAD_PIDFILE={pidfile}\n"
+        f"UPDATER_HEALTH_URL=http://127.0.0.1:{port}/monitoring/health/\nLOG_LEVEL=WARNING\n"
+    )
+    _manage(REPO_ROOT, "init_deployment", "--root", str(root), "--repo", str(repo), "--version", "v1.0.0",
+            "--env-file", str(env_file), "--wheelhouse", str(wheels))  # fmt: skip
+    _manage(root / "current", "seed_demo", "--tickets", str(args.tickets), "--orgs", "20")
+    gunicorn = _gunicorn(root / "current", root / "shared" / ".env", port, pidfile, chdir=root / "current")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base + "/monitoring/health/", gunicorn)
+        load = Load(base, args.clients)
+        load.start()
+        time.sleep(3)  # steady state first
+        results = [
+            _timed(load, "(a) update, no migrations", root, "update", "--version", "v1.0.1"),
+            _timed(load, "(c) rollback, code only", root, "rollback", health=(base, "v1.0.0")),
+        ]
+        watcher = FlagWatcher(root / "shared" / "maintenance")
+        outcome = _timed(load, "(b) update with a migration", root, "update", "--version", "v2.0.0")
+        watcher.stop()
+        outcome.note = _maintenance_note(outcome, watcher, root)
+        results.append(outcome)
+        load.stop()
+        return results
+    finally:
+        gunicorn.terminate()
+        gunicorn.wait(timeout=60)
+
+
+def _timed(
+    load: Load, name: str, root: Path, *command: str, health: tuple[str, str] | None = None
+) -> Outcome:
+    start = time.monotonic()
+    result = _manage(root / "current", *command)
+    wall = time.monotonic() - start
+    note = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
+    if health:
+        _wait_for_version(*health)
+        note += f" (new version served after {time.monotonic() - start:.2f}s)"
+    time.sleep(1)  # let requests in flight finish
+    end = time.monotonic()
+    return Outcome(name, load.between(start, end), wall, start, end, note)
+
+
+def _maintenance_note(outcome: Outcome, watcher: FlagWatcher, root: Path) -> str:
+    if not watcher.periods:
+        return "maintenance never on"
+    on, off = watcher.periods[0][0], watcher.periods[-1][1]
+    outside = [
+        s for s in outcome.samples if s.outcome == "maintenance" and (s.finished < on or s.started > off)
+    ]
+    journal = sorted((root / "shared" / "updates").glob("*-update.json"))[-1]
+    steps = {s["name"]: s["seconds"] for s in json.loads(journal.read_text())["steps"]}
+    budget = steps.get("backup", 0) + steps.get("migrate", 0) + 2
+    return (f"maintenance {off - on:.2f}s (budget backup+migrate+2 = {budget:.2f}s), "
+            f"503 outside it: {len(outside)}")  # fmt: skip
+
+
+def _handbook_scenario(tmp: Path, repo: Path, wheels: Path, server: MariaDBServer, args) -> Outcome:
+    """The handbook's deploy: everything in place, the server stopped for the whole of it."""
+    _create_database(server, "handbook")
+    site = tmp / "handbook"
+    git("clone", "-q", str(repo), str(site), cwd=tmp)
+    git("checkout", "-q", "v1.0.0", cwd=site)
+    subprocess.run([sys.executable, "-m", "venv", str(site / ".venv")], check=True)
+    offline = ["--disable-pip-version-check", "--no-index", "--find-links", str(wheels)]
+    pip = [
+        str(site / ".venv" / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        *offline,
+        "-r",
+        "requirements.txt",
+    ]
+    subprocess.run(pip, cwd=site, check=True)
+    env_file = site / ".env"
+    env_file.write_text(
+        f"ENVIRONMENT=staging\nSECRET_KEY={'h' * 60}\nALLOWED_HOSTS=127.0.0.1\n"
+        f"DATABASE_URL={server.url('handbook')}\n"
+        f"BACKUP_DIR={tmp / 'handbook-backups'}\nSTATIC_ROOT={site / 'staticfiles'}\nLOG_LEVEL=WARNING\n"
+    )
+    for command in (["migrate", "-v", "0"], ["collectstatic", "--noinput", "-v", "0"],
+                    ["seed_demo", "--tickets", str(args.tickets), "--orgs", "20"]):  # fmt: skip
+        _manage(site, *command)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    gunicorn = _gunicorn(site, env_file, port, site / "gunicorn.pid")
+    wait_until_serving(base + "/monitoring/health/", gunicorn)
+    load = Load(base, args.clients)
+    load.start()
+    time.sleep(3)
+    start = time.monotonic()
+    gunicorn.send_signal(signal.SIGTERM)  # systemctl stop apache2
+    gunicorn.wait(timeout=60)
+    git("checkout", "-q", "v2.0.0", cwd=site)
+    subprocess.run(pip, cwd=site, check=True)
+    _manage(site, "backup_database", "--format", "sql")
+    _manage(site, "migrate", "--noinput")
+    _manage(site, "collectstatic", "--noinput")
+    gunicorn = _gunicorn(site, env_file, port, site / "gunicorn.pid")  # systemctl start apache2
+    _wait_for_version(base, "v2.0.0")
+    wall = time.monotonic() - start
+    time.sleep(1)
+    end = time.monotonic()
+    load.stop()
+    gunicorn.terminate()
+    gunicorn.wait(timeout=60)
+    return Outcome("(d) handbook: stop, checkout, pip, migrate", load.between(start, end), wall, start, end,
+                   "anchor")  # fmt: skip
+
+
+def _create_database(server: MariaDBServer, name: str) -> None:
+    connection = server.root_connection()
+    try:
+        connection.cursor().execute(
+            f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+    finally:
+        connection.close()
+
+
+def _gunicorn(
+    where: Path, env_file: Path, port: int, pidfile: Path, chdir: Path | None = None
+) -> subprocess.Popen:
+    env = {"PATH": os.environ["PATH"], "ENV_FILE": str(env_file), "GUNICORN_BIND": f"127.0.0.1:{port}",
+           "GUNICORN_WORKERS": "2", "GUNICORN_PIDFILE": str(pidfile), "GUNICORN_ACCESSLOG": "",
+           "GUNICORN_CHDIR": str(chdir or where)}  # fmt: skip
+    command = [str(where / ".venv" / "bin" / "python"), "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"]
+    return subprocess.Popen(command, cwd=where, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for_version(base: str, version: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base + "/monitoring/health/", timeout=2).json().get("version") == version:
+                return
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{base} did not serve {version} within {timeout}s")
+
+
+def _manage(where: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+    env_file = where / ".env"
+    if where.name == "current":
+        env["ENV_FILE"] = str(where.resolve().parent.parent / "shared" / ".env")
+    elif env_file.exists():
+        env["ENV_FILE"] = str(env_file)
+    python = where / ".venv" / "bin" / "python" if where != REPO_ROOT else Path(sys.executable)
+    result = subprocess.run([str(python), "manage.py", *args], cwd=where, env=env, capture_output=True,
+                            text=True, timeout=1800)  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
