@@ -211,6 +211,7 @@ def _updater_scenarios(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
         f"DATABASE_URL={server.url('deployed')}\n"
         f"UPDATER_MIN_FREE_BYTES=1000000\nUPDATER_WHEELHOUSE={wheels}\nUPDATER_RELOAD_PIDFILE={pidfile}\n"
         f"UPDATER_HEALTH_URL=http://127.0.0.1:{port}/monitoring/health/\nLOG_LEVEL=WARNING\n"
+        "UPDATE_WINDOW_IMPORTANT=always\nUPDATE_WINDOW_ROUTINE=always\n"
     )
     _manage(REPO_ROOT, "init_deployment", "--root", str(root), "--repo", str(repo), "--version", "v1.0.0",
             "--env-file", str(env_file), "--wheelhouse", str(wheels))  # fmt: skip

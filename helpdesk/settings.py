@@ -196,6 +196,12 @@ UPDATER_ALLOWED_SIGNERS = config("UPDATER_ALLOWED_SIGNERS", default="")
 UPDATER_GNUPGHOME = config("UPDATER_GNUPGHOME", default="")
 UPDATER_MIN_FREE_BYTES = config("UPDATER_MIN_FREE_BYTES", default=1024**3, cast=int)
 
+# Update classes and their windows (the handbook's "Okna Czasowe"); see updater/policy.py for the format.
+UPDATE_TIME_ZONE = config("UPDATE_TIME_ZONE", default=TIME_ZONE)
+UPDATE_WINDOW_CRITICAL = config("UPDATE_WINDOW_CRITICAL", default="always")
+UPDATE_WINDOW_IMPORTANT = config("UPDATE_WINDOW_IMPORTANT", default="Sat,Sun 22:00-06:00")
+UPDATE_WINDOW_ROUTINE = config("UPDATE_WINDOW_ROUTINE", default="Sun 02:00-06:00")
+
 TICKETS_PER_PAGE = 25
 REST_FRAMEWORK = {
     # Token first: an unauthenticated call then gets 401 with WWW-Authenticate, not a bare 403.

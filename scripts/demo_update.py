@@ -50,7 +50,7 @@ def main() -> None:
         env = tmp / "shared.env"
         env.write_text(f"ENVIRONMENT=staging\nSECRET_KEY={'d' * 60}\nALLOWED_HOSTS=localhost\n"
                        f"DATABASE_URL=sqlite:///{tmp / 'demo.sqlite3'}\nUPDATER_MIN_FREE_BYTES=1000000\n"
-                       f"UPDATER_WHEELHOUSE={wheels}\n")  # fmt: skip
+                       f"UPDATER_WHEELHOUSE={wheels}\nUPDATE_WINDOW_IMPORTANT=always\n")  # fmt: skip
         say("init_deployment --version v1.0.0")
         manage(REPO_ROOT, "init_deployment", "--root", str(root), "--repo", str(repo), "--version", "v1.0.0",
                "--env-file", str(env), "--wheelhouse", str(wheels))  # fmt: skip

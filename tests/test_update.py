@@ -167,6 +167,7 @@ def deployed(tagged_repo, wheelhouse, first_venv, tmp_path, django_db_blocker):
     env_file.write_text(
         "ENVIRONMENT=staging\nSECRET_KEY=" + "s" * 60 + "\nALLOWED_HOSTS=localhost,127.0.0.1\n"
         f"DATABASE_URL={url}\nUPDATER_MIN_FREE_BYTES=1000000\nUPDATER_WHEELHOUSE={wheelhouse}\n"
+        "UPDATE_WINDOW_IMPORTANT=always\nUPDATE_WINDOW_ROUTINE=always\n"  # windows are tested on their own
     )
     init = ["init_deployment", "--root", str(root), "--repo", str(tagged_repo), "--version", "v1.0.0"]
     run_manage(REPO_ROOT, *init, "--env-file", str(env_file), "--wheelhouse", str(wheelhouse), check=True)

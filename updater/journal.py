@@ -5,6 +5,7 @@ tmp + fsync + rename, so a run killed at any point leaves a journal that says ex
 Secrets never go in: the journal holds versions, steps, paths and error messages only.
 """
 
+import getpass
 import json
 import os
 import socket
@@ -27,7 +28,14 @@ class Journal:
     data: dict = field(default_factory=dict)
 
     @classmethod
-    def start(cls, directory: Path, command: str, from_version: str | None, to_version: str) -> "Journal":
+    def start(
+        cls,
+        directory: Path,
+        command: str,
+        from_version: str | None,
+        to_version: str,
+        actor: str | None = None,
+    ) -> "Journal":
         directory.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         journal = cls(
@@ -40,6 +48,7 @@ class Journal:
                 "status": RUNNING,
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
+                "actor": actor or who_runs_this(),
                 "started_at": _now(),
                 "finished_at": None,
                 "steps": [],
@@ -100,6 +109,15 @@ class Journal:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
+
+
+def who_runs_this() -> str:
+    """The login behind the run: the sudo caller when there is one, else the process owner."""
+    try:
+        owner = getpass.getuser()
+    except (KeyError, OSError):
+        owner = str(os.getuid())
+    return os.environ.get("SUDO_USER") or owner
 
 
 def all_journals(directory: Path) -> list[Journal]:

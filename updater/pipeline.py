@@ -21,7 +21,7 @@ import requests
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from updater import backups, deployment, git_repo, journal, locks, maintenance, releases
+from updater import backups, deployment, git_repo, journal, locks, maintenance, planning, policy, releases
 from updater.deployment import DeploymentRoot
 
 BAD_MARKER = ".helpdesk-bad"
@@ -58,19 +58,27 @@ def current_version(root: DeploymentRoot) -> str | None:
     return release.name if release else None
 
 
-def update(
-    root: DeploymentRoot, tag: str, *, skip_backup: bool = False, dry_run: bool = False
-) -> UpdateResult:
+@dataclass(frozen=True)
+class Options:
+    skip_backup: bool = False
+    dry_run: bool = False
+    allow_breaking: bool = False
+    ignore_window: bool = False
+    actor: str | None = None  # who asked: a login, or "auto_update"
+
+
+def update(root: DeploymentRoot, tag: str, options: Options | None = None) -> UpdateResult:
+    options = options or Options()
     git_repo.validate_tag_name(tag)
     try:
         with locks.hold(root.lock_file, command=f"update --version {tag}"):
-            return _update_locked(root, tag, skip_backup=skip_backup, dry_run=dry_run)
+            return _update_locked(root, tag, options)
     except locks.LockHeld as held:
         who = held.holder.describe() if held.holder else "another process"
         raise UpdateBusy(f"another update or rollback is running ({who})") from None
 
 
-def _update_locked(root: DeploymentRoot, tag: str, *, skip_backup: bool, dry_run: bool) -> UpdateResult:
+def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateResult:
     stuck = journal.unfinished(root.updates)
     if stuck:
         raise UpdateRefused(
@@ -102,20 +110,27 @@ def _update_locked(root: DeploymentRoot, tag: str, *, skip_backup: bool, dry_run
         connection.ensure_connection()
     except DatabaseError as error:
         raise UpdateRefused(f"the database is unreachable: {error}") from error
+    release_plan = planning.plan(root, tag)
+    _check_policy(release_plan, options)
 
-    run = journal.Journal.start(root.updates, "update", old_version, tag)
+    run = journal.Journal.start(root.updates, "update", old_version, tag, actor=options.actor)
+    run.record(
+        update_class=release_plan.update_class,
+        changelog=[_commit_summary(commit) for commit in release_plan.commits],
+        dry_run=options.dry_run,
+    )
     try:
         plan = _prepare(root, run, tag, old_version)
     except (releases.ReleaseError, git_repo.GitError, OSError) as error:
         mark_bad(root, tag, str(error))
         run.finish(journal.FAILED, f"prepare failed, the live site was not touched: {error}")
         raise UpdateFailed(f"preparing {tag} failed; the live site was not touched: {error}") from error
-    if dry_run:
+    if options.dry_run:
         run.finish(journal.SUCCEEDED, "dry run: prepared, nothing switched")
         return UpdateResult(run, plan)
     new_release = releases.Release(tag, root.release(tag), None)  # venv already linked by prepare
     try:
-        _backup_and_migrate(root, run, new_release, plan, skip_backup)
+        _backup_and_migrate(root, run, new_release, plan, options.skip_backup)
         _switch(root, run, new_release)
         _verify(root, run, new_release)
     except Exception as error:  # undo whatever happened, whatever went wrong
@@ -132,6 +147,33 @@ def _update_locked(root: DeploymentRoot, tag: str, *, skip_backup: bool, dry_run
     _retention(root, run)
     run.finish(journal.SUCCEEDED)
     return UpdateResult(run, plan)
+
+
+def _check_policy(release_plan: planning.Plan, options: Options) -> None:
+    """BREAKING needs --allow-breaking; outside the class's window needs --ignore-window."""
+    if release_plan.breaking and not options.allow_breaking:
+        listed = "; ".join(commit.subject for commit in release_plan.breaking[:5])
+        raise UpdateRefused(
+            f"{release_plan.target} contains BREAKING changes ({listed}); "
+            "read them, then pass --allow-breaking"
+        )
+    window = release_plan.window
+    if not window.open and not options.ignore_window:
+        opens = window.next_opens_at
+        when = opens.astimezone(policy.zone()).strftime("%a %Y-%m-%d %H:%M %Z") if opens else "never"
+        raise UpdateRefused(
+            f"{release_plan.target} is a {window.update_class} update; its window ({window.window}) "
+            f"is closed and next opens {when}; pass --ignore-window to update now"
+        )
+
+
+def _commit_summary(commit) -> dict:
+    return {
+        "sha": commit.sha[:12],
+        "type": commit.type,
+        "subject": commit.subject,
+        "breaking": commit.breaking,
+    }
 
 
 @contextmanager

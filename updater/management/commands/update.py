@@ -13,13 +13,24 @@ class Command(OwnVersionOption, BaseCommand):
         parser.add_argument(
             "--skip-backup", action="store_true", help="no backup when there are no migrations"
         )
+        parser.add_argument("--allow-breaking", action="store_true", help="accept BREAKING changes")
+        parser.add_argument(
+            "--ignore-window", action="store_true", help="update outside the update class's window"
+        )
         parser.add_argument("--no-input", action="store_true", help="never ask (for cron and scripts)")
 
     def handle(self, *args, **options):
         try:
             root = deployment.find_root()
             result = pipeline.update(
-                root, options["tag"], skip_backup=options["skip_backup"], dry_run=options["dry_run"]
+                root,
+                options["tag"],
+                pipeline.Options(
+                    skip_backup=options["skip_backup"],
+                    dry_run=options["dry_run"],
+                    allow_breaking=options["allow_breaking"],
+                    ignore_window=options["ignore_window"],
+                ),
             )
         except deployment.NotADeployment as error:
             raise CommandError(str(error), returncode=2) from error

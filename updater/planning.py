@@ -1,0 +1,228 @@
+"""What an update would bring, read before anything runs (`update_plan`, auto_update, preflight).
+
+Everything comes from the bare mirror and the live database — no worktree, no venv, no subprocess of
+the new release — so a plan is cheap enough for an hourly cron job: the commits between the current
+and the target tag (one `git log`), the migrations present in the target tree and not applied here,
+each read with `ast` to flag those that cannot be undone (RunPython / RunSQL without a reverse, removed
+fields and models), whether requirements or static files change, and an estimated downtime and
+duration from the timings of earlier runs.
+"""
+
+import ast
+import contextlib
+import statistics
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
+
+from updater import backups, changelog, git_repo, journal, policy
+from updater.deployment import DeploymentRoot
+
+PLAN_FORMAT = 1  # bumped when a key of the JSON form changes meaning or disappears
+DEFAULT_BACKUP_SECONDS = 10.0
+DEFAULT_MIGRATION_SECONDS = 2.0
+DEFAULT_PREPARE_SECONDS = {True: 180.0, False: 30.0}  # requirements changed: a new venv is built
+VERIFY_SECONDS = 15.0
+RELOAD_GRACE_SECONDS = 2.0
+_DATA_LOSS = {"RemoveField": "removes a field", "DeleteModel": "deletes a model"}
+
+
+@dataclass(frozen=True)
+class PendingMigration:
+    name: str  # "app.0004_name"
+    irreversible: bool
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class Plan:
+    current: str | None
+    target: str
+    commits: list[changelog.Commit]
+    update_class: str
+    window: policy.WindowState
+    migrations: list[PendingMigration]
+    requirements_changed: bool
+    static_changed: bool
+    estimated_downtime_seconds: float
+    estimated_duration_seconds: float
+    newer_tags: list[str] = field(default_factory=list)
+
+    @property
+    def breaking(self) -> list[changelog.Commit]:
+        return [commit for commit in self.commits if commit.breaking]
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.target
+
+    def as_dict(self) -> dict:
+        """The stable JSON form (documented in README, "update_plan --format json")."""
+        groups = changelog.grouped(self.commits)
+        return {
+            "format": PLAN_FORMAT,
+            "current": self.current,
+            "target": self.target,
+            "up_to_date": self.up_to_date,
+            "newer_tags": self.newer_tags,
+            "commits": {kind: [_commit(c) for c in commits] for kind, commits in groups.items()},
+            "breaking": [_commit(c) for c in self.breaking],
+            "update_class": self.update_class,
+            "window": {
+                "spec": self.window.window,
+                "open_now": self.window.open,
+                "closes_at": _iso(self.window.closes_at),
+                "next_opens_at": _iso(self.window.next_opens_at),
+            },
+            "migrations": [
+                {"name": m.name, "irreversible": m.irreversible, "reasons": m.reasons}
+                for m in self.migrations
+            ],
+            "requirements_changed": self.requirements_changed,
+            "static_changed": self.static_changed,
+            "maintenance_needed": bool(self.migrations),
+            "estimated_downtime_seconds": round(self.estimated_downtime_seconds, 1),
+            "estimated_duration_seconds": round(self.estimated_duration_seconds, 1),
+        }
+
+
+def plan(root: DeploymentRoot, target: str | None = None, *, at: datetime | None = None) -> Plan:
+    """The plan from the current release to `target` (default: the newest tag)."""
+    current = root.current_release().name if root.current_release() else None
+    all_tags = git_repo.tags(root.repo)
+    if target is None:
+        if not all_tags:
+            raise git_repo.InvalidVersion("the repository has no release tags")
+        target = all_tags[-1]
+    git_repo.tag_commit(root.repo, target)
+    newer = all_tags[all_tags.index(current) + 1 :] if current in all_tags else all_tags
+    if target == current:
+        commits, changed = [], []
+    else:
+        commits = changelog.commits_between(root.repo, current, target)
+        changed = _changed_paths(root.repo, current, target)
+    update_class = policy.classify(commits)
+    migrations = [] if target == current else pending_migrations(root.repo, target)
+    requirements_changed = any(PurePosixPath(p).name.startswith("requirements") for p in changed)
+    downtime = _estimated_downtime(root, migrations)
+    duration = DEFAULT_PREPARE_SECONDS[requirements_changed] + downtime + VERIFY_SECONDS
+    history = _past_durations(root)
+    if history:
+        duration = max(duration, statistics.median(history))
+    return Plan(
+        current=current,
+        target=target,
+        commits=commits,
+        update_class=update_class,
+        window=policy.window_state(update_class, at),
+        migrations=migrations,
+        requirements_changed=requirements_changed,
+        static_changed=any("static" in PurePosixPath(p).parts for p in changed),
+        estimated_downtime_seconds=downtime,
+        estimated_duration_seconds=duration,
+        newer_tags=newer,
+    )
+
+
+def pending_migrations(git_dir: Path, tag: str) -> list[PendingMigration]:
+    """Migration files of the target tree that the live database has not applied, in name order."""
+    applied = {f"{app}.{name}" for app, name in MigrationRecorder(connection).applied_migrations()}
+    listing = git_repo.run_git(["ls-tree", "-r", "--name-only", f"refs/tags/{tag}"], git_dir=git_dir)
+    found = []
+    for path in listing.splitlines():
+        parts = PurePosixPath(path).parts
+        if len(parts) < 3 or parts[-2] != "migrations" or not parts[-1][:4].isdigit():
+            continue
+        if not parts[-1].endswith(".py"):
+            continue
+        name = f"{parts[-3]}.{parts[-1][:-3]}"
+        if name in applied:
+            continue
+        source = git_repo.run_git(["show", f"refs/tags/{tag}:{path}"], git_dir=git_dir)
+        reasons = irreversible_operations(source)
+        found.append(PendingMigration(name, bool(reasons), reasons))
+    return sorted(found, key=lambda m: m.name)
+
+
+def irreversible_operations(source: str) -> list[str]:
+    """Why a migration cannot be undone without losing something, read from its source."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        return [f"unreadable: {error.msg}"]
+    reasons = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name == "RunPython" and not _has_reverse(node, "reverse_code"):
+            reasons.append("RunPython without reverse_code")
+        elif name == "RunSQL" and not _has_reverse(node, "reverse_sql"):
+            reasons.append("RunSQL without reverse_sql")
+        elif name in _DATA_LOSS:
+            reasons.append(_DATA_LOSS[name])
+    return reasons
+
+
+def _has_reverse(call: ast.Call, keyword: str) -> bool:
+    for kw in call.keywords:
+        if kw.arg == keyword:
+            return not (isinstance(kw.value, ast.Constant) and kw.value.value is None)
+    return len(call.args) >= 2 and not (isinstance(call.args[1], ast.Constant) and call.args[1].value is None)
+
+
+def _changed_paths(git_dir: Path, old: str | None, new: str) -> list[str]:
+    if old is None:
+        return git_repo.run_git(["ls-tree", "-r", "--name-only", f"refs/tags/{new}"], git_dir=git_dir).split()
+    output = git_repo.run_git(
+        ["diff", "--name-only", f"refs/tags/{old}", f"refs/tags/{new}", "--"], git_dir=git_dir
+    )
+    return output.splitlines()
+
+
+def _estimated_downtime(root: DeploymentRoot, migrations: list[PendingMigration]) -> float:
+    """Maintenance lasts backup + migrate (+ the reload); without migrations the site stays up."""
+    if not migrations:
+        return 0.0
+    newest = backups.list_backups(root.backups)[:1] if root.backups.is_dir() else []
+    backup_seconds = DEFAULT_BACKUP_SECONDS
+    if newest:
+        with contextlib.suppress(backups.BackupInvalid):
+            backup_seconds = backups.Manifest.read(newest[0]).duration_seconds
+    per_migration = _seconds_per_migration(root) or DEFAULT_MIGRATION_SECONDS
+    return backup_seconds + per_migration * len(migrations) + RELOAD_GRACE_SECONDS
+
+
+def _seconds_per_migration(root: DeploymentRoot) -> float | None:
+    rates = []
+    for run in journal.all_journals(root.updates):
+        count = len(run.fact("pending_migrations") or [])
+        seconds = next((s.get("seconds") for s in run.data["steps"] if s["name"] == "migrate"), None)
+        if count and seconds is not None and run.status == journal.SUCCEEDED:
+            rates.append(seconds / count)
+    return statistics.median(rates) if rates else None
+
+
+def _past_durations(root: DeploymentRoot) -> list[float]:
+    durations = []
+    for run in journal.all_journals(root.updates):
+        if (
+            run.data.get("command") == "update"
+            and run.status == journal.SUCCEEDED
+            and run.data.get("finished_at")
+        ):
+            started = datetime.fromisoformat(run.data["started_at"])
+            durations.append((datetime.fromisoformat(run.data["finished_at"]) - started).total_seconds())
+    return durations
+
+
+def _commit(commit: changelog.Commit) -> dict:
+    return {"sha": commit.sha, "type": commit.type, "scope": commit.scope, "subject": commit.subject,
+            "breaking": commit.breaking, "critical": commit.critical}  # fmt: skip
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
