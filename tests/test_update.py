@@ -585,3 +585,53 @@ def test_only_tags_signed_by_a_trusted_key_are_accepted_when_signatures_are_requ
         result = update(deployed, "--version", accepted, "--dry-run")
         assert result.returncode == 0, result.stderr
     assert (deployed / "current").resolve().name == "v1.0.0"
+
+
+def test_update_plan_lists_what_migrate_then_applies(deployed):
+    result = run_manage(deployed / "current", "update_plan", "--version", "v2.0.0", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert (plan["format"], plan["current"], plan["target"]) == (1, "v1.0.0", "v2.0.0")
+    assert [c["subject"] for c in plan["commits"]["feat"]] == ["feat: organizations get a phone number"]
+    assert plan["update_class"] == "important" and plan["breaking"] == []
+    assert plan["migrations"] == [
+        {"name": "crm.0004_organization_phone", "irreversible": False, "reasons": []}
+    ]
+    assert plan["maintenance_needed"] and not plan["requirements_changed"]
+
+    assert update(deployed, "--version", "v2.0.0").returncode == 0
+    applied = last_journal(deployed)["facts"]["pending_migrations"]  # what `migrate --plan` listed and ran
+    assert applied == [m["name"] for m in plan["migrations"]]
+
+
+def test_update_plan_flags_irreversible_migrations_and_defaults_to_the_newest_tag(deployed, tagged_repo):
+    text = run_manage(deployed / "current", "update_plan", "--version", "v9.0.0")
+    assert text.returncode == 0, text.stderr
+    assert "crm.0004_organization_phone  IRREVERSIBLE: RunPython without reverse_code" in text.stdout
+    assert "Class: important (window always: open now)" in text.stdout
+    newest = git("tag", "--list", "--sort=version:refname", cwd=tagged_repo).split()[-1]
+    default = json.loads(
+        run_manage(deployed / "current", "update_plan", "--format", "json", check=True).stdout
+    )
+    assert default["target"] == newest
+
+
+def test_breaking_changes_and_closed_windows_are_refused_until_explicitly_allowed(deployed, tagged_repo):
+    git("checkout", "-q", "-b", "breaking", "v8.0.0", cwd=tagged_repo)
+    (tagged_repo / "NOTES.txt").write_text("the old API is gone\n")
+    _commit_tag(tagged_repo, "v10.0.0", "feat(api)!: drop the old ticket API")
+    breaking = update(deployed, "--version", "v10.0.0")
+    assert breaking.returncode == 2
+    assert "contains BREAKING changes (feat(api)!: drop the old ticket API)" in breaking.stderr
+    allowed = update(deployed, "--version", "v10.0.0", "--allow-breaking", "--dry-run")
+    assert allowed.returncode == 0, allowed.stderr
+
+    with (deployed / "shared" / ".env").open("a") as env_file:
+        env_file.write("UPDATE_WINDOW_IMPORTANT=never\n")
+    closed = update(deployed, "--version", "v2.0.0")
+    assert closed.returncode == 2
+    assert "is classed important; its window (never) is closed and next opens never" in closed.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    forced = update(deployed, "--version", "v2.0.0", "--ignore-window")
+    assert forced.returncode == 0, forced.stderr
+    assert last_journal(deployed)["facts"]["update_class"] == "important"

@@ -162,7 +162,7 @@ def _check_policy(release_plan: planning.Plan, options: Options) -> None:
         opens = window.next_opens_at
         when = opens.astimezone(policy.zone()).strftime("%a %Y-%m-%d %H:%M %Z") if opens else "never"
         raise UpdateRefused(
-            f"{release_plan.target} is a {window.update_class} update; its window ({window.window}) "
+            f"{release_plan.target} is classed {window.update_class}; its window ({window.window}) "
             f"is closed and next opens {when}; pass --ignore-window to update now"
         )
 

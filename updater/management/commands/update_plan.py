@@ -1,0 +1,69 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from updater import deployment, git_repo, planning, policy
+from updater.command_options import OwnVersionOption
+
+
+class Command(OwnVersionOption, BaseCommand):
+    help = "What an update to TAG (default: the newest tag) would bring; changes nothing."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--version", dest="tag", help="the release tag (default: the newest tag)")
+        parser.add_argument("--format", choices=["text", "json"], default="text")
+        parser.add_argument("--no-fetch", action="store_true", help="plan from the mirror as it is")
+
+    def handle(self, *args, **options):
+        try:
+            root = deployment.find_root()
+            if not options["no_fetch"]:
+                git_repo.fetch(root.repo)
+            plan = planning.plan(root, options["tag"])
+        except deployment.NotADeployment as error:
+            raise CommandError(str(error), returncode=2) from error
+        except git_repo.InvalidVersion as error:
+            raise CommandError(str(error), returncode=2) from error
+        except (git_repo.GitError, policy.PolicyError) as error:
+            raise CommandError(str(error)) from error
+        if options["format"] == "json":
+            self.stdout.write(json.dumps(plan.as_dict(), indent=2))
+        else:
+            self.stdout.write(render_text(plan))
+
+
+def render_text(plan: planning.Plan) -> str:
+    if plan.up_to_date:
+        return f"{plan.current} is the newest release; nothing to update."
+    data = plan.as_dict()
+    lines = [f"Update plan: {plan.current or '(nothing deployed)'} -> {plan.target}"]
+    if len(plan.newer_tags) > 1:
+        lines.append(f"Newer releases: {', '.join(plan.newer_tags)}")
+    window = data["window"]
+    state = "open now" if window["open_now"] else f"closed; next opens {window['next_opens_at'] or 'never'}"
+    lines.append(f"Class: {plan.update_class} (window {window['spec']}: {state})")
+    if plan.breaking:
+        lines.append("BREAKING changes (update needs --allow-breaking):")
+        lines += [f"  ! {commit.subject}" for commit in plan.breaking]
+    for kind, commits in data["commits"].items():
+        if commits:
+            lines.append(f"{kind} ({len(commits)}):")
+            lines += [f"  {c['sha'][:10]} {c['subject']}" for c in commits[:50]]
+            if len(commits) > 50:
+                lines.append(f"  … and {len(commits) - 50} more")
+    if plan.migrations:
+        lines.append(f"Migrations ({len(plan.migrations)}, maintenance mode while they run):")
+        for migration in plan.migrations:
+            flag = f"  IRREVERSIBLE: {', '.join(migration.reasons)}" if migration.irreversible else ""
+            lines.append(f"  {migration.name}{flag}")
+    else:
+        lines.append("Migrations: none (no maintenance mode; the site stays up)")
+    lines.append(
+        f"Requirements change: {'yes (a new virtualenv is built)' if plan.requirements_changed else 'no'}"
+    )
+    lines.append(f"Static files change: {'yes' if plan.static_changed else 'no'}")
+    lines.append(
+        f"Estimated downtime: {plan.estimated_downtime_seconds:.0f} s; "
+        f"whole run: about {plan.estimated_duration_seconds / 60:.1f} min"
+    )
+    return "\n".join(lines)
