@@ -13,7 +13,9 @@ import signal
 import subprocess
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -158,6 +160,10 @@ def first_venv(wheelhouse, tmp_path_factory) -> venvs.Venv:
 @pytest.fixture
 def deployed(tagged_repo, wheelhouse, first_venv, tmp_path, django_db_blocker):
     """A deployment root at v1.0.0 with demo data."""
+    return _deploy(tagged_repo, wheelhouse, first_venv, tmp_path, django_db_blocker)
+
+
+def _deploy(repo: Path, wheelhouse: Path, first_venv: venvs.Venv, tmp_path: Path, django_db_blocker) -> Path:
     with django_db_blocker.unblock():
         url = _database_url(tmp_path)
     root = tmp_path / "srv"
@@ -169,7 +175,7 @@ def deployed(tagged_repo, wheelhouse, first_venv, tmp_path, django_db_blocker):
         f"DATABASE_URL={url}\nUPDATER_MIN_FREE_BYTES=1000000\nUPDATER_WHEELHOUSE={wheelhouse}\n"
         "UPDATE_WINDOW_IMPORTANT=always\nUPDATE_WINDOW_ROUTINE=always\n"  # windows are tested on their own
     )
-    init = ["init_deployment", "--root", str(root), "--repo", str(tagged_repo), "--version", "v1.0.0"]
+    init = ["init_deployment", "--root", str(root), "--repo", str(repo), "--version", "v1.0.0"]
     run_manage(REPO_ROOT, *init, "--env-file", str(env_file), "--wheelhouse", str(wheelhouse), check=True)
     run_manage(root / "current", "seed_demo", "--tickets", "40", "--orgs", "3", check=True)
     return root
@@ -474,16 +480,20 @@ def test_dry_run_prepares_the_release_and_changes_nothing_live(deployed):
     assert not list((deployed / "shared" / "backups").glob("*.gz"))
 
 
-def test_a_release_failing_its_system_checks_changes_nothing_live(deployed, tagged_repo):
-    git("checkout", "-q", "-b", "failing-check", "v1.0.0", cwd=tagged_repo)
-    (tagged_repo / "crm" / "checks.py").write_text(
+def _add_failing_deploy_check(repo: Path) -> None:
+    (repo / "crm" / "checks.py").write_text(
         "from django.core import checks\n\n\n@checks.register(deploy=True)\n"
         "def broken(app_configs, **kwargs):\n    return [checks.Error('broken on purpose', id='crm.E999')]\n"
     )
-    apps = tagged_repo / "crm" / "apps.py"
+    apps = repo / "crm" / "apps.py"
     apps.write_text(
         apps.read_text() + "\n    def ready(self):\n        from crm import checks  # noqa: F401\n"
     )
+
+
+def test_a_release_failing_its_system_checks_changes_nothing_live(deployed, tagged_repo):
+    git("checkout", "-q", "-b", "failing-check", "v1.0.0", cwd=tagged_repo)
+    _add_failing_deploy_check(tagged_repo)
     _commit_tag(tagged_repo, "v7.0.0", "chore: a release whose deploy checks fail")
     result = update(deployed, "--version", "v7.0.0")
     assert result.returncode == 1
@@ -635,3 +645,77 @@ def test_breaking_changes_and_closed_windows_are_refused_until_explicitly_allowe
     forced = update(deployed, "--version", "v2.0.0", "--ignore-window")
     assert forced.returncode == 0, forced.stderr
     assert last_journal(deployed)["facts"]["update_class"] == "important"
+
+
+@pytest.fixture(scope="module")
+def auto_repo(tmp_path_factory) -> Path:
+    """v1.1.0 a patch; v1.2.0 fails its deploy checks; v1.3.0 has a BREAKING change."""
+    repo = clone_project(tmp_path_factory.mktemp("auto") / "helpdesk")
+    git("tag", "v1.0.0", cwd=repo)
+    css = repo / "crm" / "static" / "crm" / "helpdesk.css"
+    css.write_text(css.read_text() + "\n/* v1.1.0 */\n")
+    _commit_tag(repo, "v1.1.0", "fix: a patch")
+    _add_failing_deploy_check(repo)
+    _commit_tag(repo, "v1.2.0", "fix: a release whose deploy checks fail")
+    (repo / "NOTES.txt").write_text("renamed everything\n")
+    _commit_tag(repo, "v1.3.0", "feat!: rename every URL")
+    return repo
+
+
+@pytest.fixture
+def auto_deployed(auto_repo, wheelhouse, first_venv, tmp_path, django_db_blocker) -> Path:
+    return _deploy(auto_repo, wheelhouse, first_venv, tmp_path, django_db_blocker)
+
+
+def test_auto_update_holds_breaking_backs_off_after_a_failure_and_takes_a_newer_tag(auto_deployed, auto_repo):
+    def auto_update(*args: str) -> subprocess.CompletedProcess:
+        return run_manage(auto_deployed / "current", "auto_update", *args)
+
+    planned = auto_update("--dry-run")
+    assert "Would update: v1.2.0" in planned.stdout and "Held v1.3.0" in planned.stdout
+
+    failed = auto_update()
+    assert failed.returncode == 1
+    assert "Held v1.3.0 for a human: BREAKING changes need a human: feat!: rename every URL" in failed.stdout
+    assert "the update to v1.2.0 failed" in failed.stderr or "preparing v1.2.0 failed" in failed.stderr
+
+    backing_off = auto_update()
+    assert backing_off.returncode == 0
+    assert "Not retrying: v1.2.0 failed before" in backing_off.stdout and "Held" not in backing_off.stdout
+    quiet = auto_update()
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")  # cron stays silent
+    assert (auto_deployed / "current").resolve().name == "v1.0.0"
+
+    git("checkout", "-q", "-b", "patch-2", "v1.1.0", cwd=auto_repo)
+    (auto_repo / "NOTES.txt").write_text("a second patch\n")
+    _commit_tag(auto_repo, "v1.4.0", "fix: a second patch")
+    applied = auto_update()
+    assert applied.returncode == 0, applied.stderr
+    assert "auto_update: updated v1.0.0 -> v1.4.0" in applied.stdout
+    assert (auto_deployed / "current").resolve().name == "v1.4.0"
+    assert last_journal(auto_deployed)["actor"] == "auto_update"
+    assert auto_update().stdout == ""
+
+    cleared = auto_update("--clear", "v1.2.0")
+    assert "v1.2.0 may be tried again" in cleared.stdout
+    assert not (auto_deployed / "releases" / "v1.2.0" / ".helpdesk-bad").exists()
+
+
+def test_auto_update_waits_for_the_window_and_for_enough_of_it(auto_deployed):
+    with (auto_deployed / "shared" / ".env").open("a") as env_file:
+        env_file.write("UPDATE_WINDOW_IMPORTANT=never\n")
+    waiting = run_manage(auto_deployed / "current", "auto_update", "-v", "2")
+    assert waiting.returncode == 0, waiting.stderr
+    assert "important window (never) is closed; it next opens never" in waiting.stdout
+
+    now = datetime.now(ZoneInfo("Europe/Warsaw"))
+    start, end = now - timedelta(hours=2), now + timedelta(minutes=1)
+    with (auto_deployed / "shared" / ".env").open("a") as env_file:
+        env_file.write(
+            f"UPDATE_TIME_ZONE=Europe/Warsaw\nUPDATE_WINDOW_IMPORTANT=* {start:%H:%M}-{end:%H:%M}\n"
+        )
+    short = run_manage(auto_deployed / "current", "auto_update", "--dry-run")
+    assert "Would wait: v1.2.0" in short.stdout
+    assert "important window closes in" in short.stdout
+    assert (auto_deployed / "current").resolve().name == "v1.0.0"
+    assert not list((auto_deployed / "shared" / "updates").glob("*-update.json"))

@@ -188,10 +188,7 @@ def _estimated_downtime(root: DeploymentRoot, migrations: list[PendingMigration]
     if not migrations:
         return 0.0
     newest = backups.list_backups(root.backups)[:1] if root.backups.is_dir() else []
-    backup_seconds = DEFAULT_BACKUP_SECONDS
-    if newest:
-        with contextlib.suppress(backups.BackupInvalid):
-            backup_seconds = backups.Manifest.read(newest[0]).duration_seconds
+    backup_seconds = newest[0][1].duration_seconds if newest else DEFAULT_BACKUP_SECONDS
     per_migration = _seconds_per_migration(root) or DEFAULT_MIGRATION_SECONDS
     return backup_seconds + per_migration * len(migrations) + RELOAD_GRACE_SECONDS
 

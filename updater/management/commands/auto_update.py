@@ -1,0 +1,73 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from updater import auto, deployment, git_repo, pipeline, policy
+
+
+class Command(BaseCommand):
+    help = (
+        "For cron / systemd timers: apply the newest release that policy allows now. Silent when there is "
+        "nothing to do; BREAKING releases are held and failed ones are not retried until cleared."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true", help="say what would happen, change nothing")
+        parser.add_argument("--clear", metavar="TAG", help="allow a release that failed to be tried again")
+        parser.add_argument("--no-fetch", action="store_true", help="decide from the mirror as it is")
+
+    def handle(self, *args, **options):
+        try:
+            root = deployment.find_root()
+            if options["clear"]:
+                return self._clear(root, options["clear"])
+            if not options["no_fetch"]:
+                git_repo.fetch(root.repo)
+            decision = auto.decide(root)
+        except deployment.NotADeployment as error:
+            raise CommandError(str(error), returncode=2) from error
+        except (git_repo.GitError, policy.PolicyError) as error:
+            raise CommandError(f"auto_update could not decide: {error}") from error
+
+        if options["dry_run"]:
+            self.stdout.write(
+                f"Would {decision.action}: {decision.tag or '-'} ({decision.reason or 'up to date'})"
+            )
+            for tag, why in decision.held:
+                self.stdout.write(f"Held {tag}: {why}")
+            return
+        self._report_news(root, decision)
+        if decision.action != auto.UPDATE:
+            if options["verbosity"] >= 2:
+                self.stdout.write(f"Nothing applied ({decision.action}): {decision.reason or 'up to date'}")
+            return
+        try:
+            result = pipeline.update(root, decision.tag, pipeline.Options(actor="auto_update"))
+        except (pipeline.UpdateRefused, git_repo.InvalidVersion) as error:
+            raise CommandError(f"auto_update refused, nothing was changed: {error}", returncode=2) from error
+        except pipeline.UpdateBusy as error:
+            raise CommandError(f"auto_update refused: {error}", returncode=3) from error
+        except pipeline.UpdateFailed as error:
+            raise CommandError(str(error), returncode=1) from error
+        plan = result.plan
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"auto_update: updated {plan.from_version} -> {plan.to_version} ({decision.reason})."
+            )
+        )
+
+    def _report_news(self, root, decision: auto.Decision) -> None:
+        fresh = auto.newly_reported(root, decision)
+        for tag, why in decision.held:
+            if f"held {tag}" in fresh:
+                self.stdout.write(self.style.WARNING(f"Held {tag} for a human: {why}"))
+        if f"backoff {decision.tag}" in fresh:
+            self.stdout.write(self.style.WARNING(f"Not retrying: {decision.reason}"))
+
+    def _clear(self, root, tag: str) -> None:
+        try:
+            cleared = auto.clear(root, tag)
+        except git_repo.InvalidVersion as error:
+            raise CommandError(str(error), returncode=2) from error
+        if cleared:
+            self.stdout.write(f"{tag} may be tried again by the next auto_update.")
+        else:
+            self.stdout.write(f"{tag} was not marked as failed; nothing to clear.")
