@@ -17,7 +17,7 @@ from updater import git_repo, pipeline, planning
 from updater.deployment import DeploymentRoot
 
 UPDATE, NOTHING, WAIT, HELD, BACKOFF = "update", "nothing", "wait", "held", "backoff"
-STATE_FILE = "auto_update-state.json"
+STATE_FILE = "auto_update.json"  # in shared/: what has been reported already
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def clear(root: DeploymentRoot, tag: str) -> bool:
     if not marker.exists():
         return False
     marker.unlink()
-    path = root.updates / STATE_FILE
+    path = root.shared / STATE_FILE
     if path.exists():  # a new failure of this tag is news again
         reported = json.loads(path.read_text()).get("reported", [])
         _write_state(path, [key for key in reported if key != f"backoff {tag}"])
@@ -89,7 +89,7 @@ def newly_reported(root: DeploymentRoot, decision: Decision) -> list[str]:
     keys = [f"held {tag}" for tag, _ in decision.held]
     if decision.action == BACKOFF and decision.tag:
         keys.append(f"backoff {decision.tag}")
-    path = root.updates / STATE_FILE
+    path = root.shared / STATE_FILE
     try:
         reported = set(json.loads(path.read_text()).get("reported", []))
     except (FileNotFoundError, ValueError):

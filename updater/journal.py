@@ -8,12 +8,14 @@ Secrets never go in: the journal holds versions, steps, paths and error messages
 import getpass
 import json
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+JOURNAL_NAME = re.compile(r"^[0-9]{8}T[0-9]{12}Z-[a-z_]+\.json$")  # <UTC stamp>-<command>.json
 RUNNING, SUCCEEDED, FAILED, ROLLED_BACK = "running", "succeeded", "failed", "rolled back"
 FINISHED = (SUCCEEDED, FAILED, ROLLED_BACK)
 
@@ -123,7 +125,7 @@ def who_runs_this() -> str:
 def all_journals(directory: Path) -> list[Journal]:
     if not directory.is_dir():
         return []
-    return [Journal.load(path) for path in sorted(directory.glob("*.json"))]
+    return [Journal.load(path) for path in sorted(directory.glob("*.json")) if JOURNAL_NAME.match(path.name)]
 
 
 def unfinished(directory: Path) -> list[Journal]:

@@ -9,7 +9,6 @@ duration from the timings of earlier runs.
 """
 
 import ast
-import contextlib
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
