@@ -24,7 +24,7 @@ from django.db import connection
 from tests.support import reports
 from tests.support.deployments import REPO_ROOT, clone_project, git, wheelhouse_for
 from tests.support.processes import free_port, wait_until_serving
-from updater import locks, venvs
+from updater import auto, deployment, locks, venvs
 
 pytestmark = pytest.mark.slow
 
@@ -701,21 +701,24 @@ def test_auto_update_holds_breaking_backs_off_after_a_failure_and_takes_a_newer_
     assert not (auto_deployed / "releases" / "v1.2.0" / ".helpdesk-bad").exists()
 
 
-def test_auto_update_waits_for_the_window_and_for_enough_of_it(auto_deployed):
+def test_auto_update_waits_for_the_window_and_for_enough_of_it(auto_deployed, settings, django_db_blocker):
     with (auto_deployed / "shared" / ".env").open("a") as env_file:
         env_file.write("UPDATE_WINDOW_IMPORTANT=never\n")
     waiting = run_manage(auto_deployed / "current", "auto_update", "-v", "2")
     assert waiting.returncode == 0, waiting.stderr
     assert "important window (never) is closed; it next opens never" in waiting.stdout
 
-    now = datetime.now(ZoneInfo("Europe/Warsaw"))
-    start, end = now - timedelta(hours=2), now + timedelta(minutes=1)
-    with (auto_deployed / "shared" / ".env").open("a") as env_file:
-        env_file.write(
-            f"UPDATE_TIME_ZONE=Europe/Warsaw\nUPDATE_WINDOW_IMPORTANT=* {start:%H:%M}-{end:%H:%M}\n"
-        )
-    short = run_manage(auto_deployed / "current", "auto_update", "--dry-run")
-    assert short.stdout.startswith("Would wait: v1.")  # v1.2.0, or v1.4.0 once the test above added it
-    assert "important window closes in" in short.stdout
+    # The same decision at fixed instants, in-process: enough of the window left, or not.
+    settings.UPDATE_TIME_ZONE = "Europe/Warsaw"
+    settings.UPDATE_WINDOW_IMPORTANT = "Sun 02:00-06:00"
+    root = deployment.DeploymentRoot(auto_deployed)
+    sunday = datetime(2026, 11, 29, tzinfo=ZoneInfo("Europe/Warsaw"))
+    with django_db_blocker.unblock():
+        early = auto.decide(root, at=sunday + timedelta(hours=3))
+        late = auto.decide(root, at=sunday + timedelta(hours=5, minutes=59, seconds=30))
+        monday = auto.decide(root, at=sunday + timedelta(days=1, hours=3))
+    assert (early.action, early.reason) == (auto.UPDATE, "important update, window open")
+    assert late.action == auto.WAIT and "the important window closes in 0.5 min" in late.reason
+    assert monday.action == auto.WAIT and "it next opens 2026-12-06T02:00+01:00" in monday.reason
     assert (auto_deployed / "current").resolve().name == "v1.0.0"
     assert not list((auto_deployed / "shared" / "updates").glob("*-update.json"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from updater import git_repo, pipeline, planning
+from updater import git_repo, pipeline, planning, policy
 from updater.deployment import DeploymentRoot
 
 UPDATE, NOTHING, WAIT, HELD, BACKOFF = "update", "nothing", "wait", "held", "backoff"
@@ -57,7 +57,11 @@ def _judge(root: DeploymentRoot, plan: planning.Plan, held: list, at: datetime) 
         return Decision(BACKOFF, plan.target, plan, reason, held)
     window = plan.window
     if not window.open:
-        opens = window.next_opens_at.isoformat(timespec="minutes") if window.next_opens_at else "never"
+        opens = (
+            window.next_opens_at.astimezone(policy.zone()).isoformat(timespec="minutes")
+            if window.next_opens_at
+            else "never"
+        )
         reason = f"{plan.update_class} window ({window.window}) is closed; it next opens {opens}"
         return Decision(WAIT, plan.target, plan, reason, held)
     left = window.seconds_left(at)
