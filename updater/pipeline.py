@@ -131,8 +131,15 @@ def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateRe
     new_release = releases.Release(tag, root.release(tag), None)  # venv already linked by prepare
     try:
         _backup_and_migrate(root, run, new_release, plan, options.skip_backup)
-        _switch(root, run, new_release)
-        _verify(root, run, new_release)
+        # The smoke checks need no live server (an in-process client in the new release), so they run
+        # while the switch and reload happen: maintenance ends as soon as both are through.
+        smoke = releases.start(root, new_release, "smoke_check")
+        try:
+            _switch(root, run, new_release)
+            _verify(root, run, new_release, smoke)
+        finally:
+            if smoke.process.poll() is None:
+                smoke.process.kill()
     except Exception as error:  # undo whatever happened, whatever went wrong
         cause = f"{type(error).__name__}: {error}" if not isinstance(error, UpdateFailed) else str(error)
         undo(root, run)
@@ -225,11 +232,11 @@ def _switch(root, run, release) -> None:
         reload_app_server()
 
 
-def _verify(root, run, release) -> None:
+def _verify(root, run, release, smoke: releases.Running) -> None:
     with step(run, "verify"):
         if settings.UPDATER_HEALTH_URL:
             wait_for_version(settings.UPDATER_HEALTH_URL, release.tag, settings.UPDATER_HEALTH_TIMEOUT)
-        releases.manage(root, release, "smoke_check")
+        run.record(smoke_checks=smoke.result(timeout=releases.COMMAND_TIMEOUT).strip().splitlines())
     run.record(verified=True)
 
 

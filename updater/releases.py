@@ -56,21 +56,43 @@ def prepare(
 
 def manage(root: DeploymentRoot, release: Release, *args: str, timeout: int = COMMAND_TIMEOUT) -> str:
     """Run manage.py in the release with its own Python and the shared configuration."""
+    return start(root, release, *args).result(timeout)
+
+
+@dataclass
+class Running:
+    """manage.py started in a release, to be waited for later (work that overlaps other steps)."""
+
+    release: Release
+    args: tuple[str, ...]
+    process: subprocess.Popen
+
+    def result(self, timeout: int = COMMAND_TIMEOUT) -> str:
+        try:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            raise ReleaseError(
+                f"manage.py {self.args[0]} in {self.release.tag} did not finish within {timeout}s"
+            ) from None
+        if self.process.returncode != 0:
+            output = (stderr or stdout).strip()
+            raise ReleaseError(
+                f"manage.py {' '.join(self.args)} failed in {self.release.tag}: {output[-2000:]}"
+            )
+        return stdout
+
+
+def start(root: DeploymentRoot, release: Release, *args: str) -> Running:
     environment = {key: os.environ[key] for key in _PASSED_ENVIRONMENT if key in os.environ}
     environment["ENV_FILE"] = str(root.env_file)
-    try:
-        result = subprocess.run(
-            [str(release.python), "manage.py", *args],
-            cwd=release.path,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise ReleaseError(f"manage.py {args[0]} in {release.tag} did not finish within {timeout}s") from None
-    if result.returncode != 0:
-        output = (result.stderr or result.stdout).strip()
-        raise ReleaseError(f"manage.py {' '.join(args)} failed in {release.tag}: {output[-2000:]}")
-    return result.stdout
+    process = subprocess.Popen(
+        [str(release.python), "manage.py", *args],
+        cwd=release.path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return Running(release, args, process)

@@ -118,11 +118,16 @@ def _rollback_locked(
             run.record(database_restored_from=plan.backup)
             database = f"restored from {plan.backup}"
         run.record(switched_from=current)
-        with pipeline.step(run, "switch"):
-            deployment.switch(root, target)
-            pipeline.reload_app_server()
-        with pipeline.step(run, "verify"):
-            releases.manage(root, target_release, "smoke_check")
+        smoke = releases.start(root, target_release, "smoke_check")  # overlaps the switch, as in update
+        try:
+            with pipeline.step(run, "switch"):
+                deployment.switch(root, target)
+                pipeline.reload_app_server()
+            with pipeline.step(run, "verify"):
+                run.record(smoke_checks=smoke.result().strip().splitlines())
+        finally:
+            if smoke.process.poll() is None:
+                smoke.process.kill()
     except Exception as error:
         pipeline.undo(root, run)
         run.finish(journal.FAILED, str(error))
