@@ -202,6 +202,17 @@ UPDATE_WINDOW_CRITICAL = config("UPDATE_WINDOW_CRITICAL", default="always")
 UPDATE_WINDOW_IMPORTANT = config("UPDATE_WINDOW_IMPORTANT", default="Sat,Sun 22:00-06:00")
 UPDATE_WINDOW_ROUTINE = config("UPDATE_WINDOW_ROUTINE", default="Sun 02:00-06:00")
 
+# After-run notifications (updater/notifications.py); every outbound call is bounded by NOTIFY_TIMEOUT.
+NOTIFY_EMAILS = config(
+    "NOTIFY_EMAILS", default="", cast=lambda v: [a.strip() for a in v.split(",") if a.strip()]
+)
+NOTIFY_MODE = config("NOTIFY_MODE", default="on-change")  # always | on-change | only-on-error
+NOTIFY_TIMEOUT = config("NOTIFY_TIMEOUT", default=5.0, cast=float)
+SLACK_WEBHOOK_URL = config("SLACK_WEBHOOK_URL", default="")
+STATUS_PAGE_KIND = config("STATUS_PAGE_KIND", default="statuspage")  # statuspage | cachet
+STATUS_PAGE_URL = config("STATUS_PAGE_URL", default="")
+STATUS_PAGE_TOKEN = config("STATUS_PAGE_TOKEN", default="")
+
 TICKETS_PER_PAGE = 25
 REST_FRAMEWORK = {
     # Token first: an unauthenticated call then gets 401 with WWW-Authenticate, not a bare 403.

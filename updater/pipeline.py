@@ -21,7 +21,18 @@ import requests
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from updater import backups, deployment, git_repo, journal, locks, maintenance, planning, policy, releases
+from updater import (
+    aftermath,
+    backups,
+    deployment,
+    git_repo,
+    journal,
+    locks,
+    maintenance,
+    planning,
+    policy,
+    releases,
+)
 from updater.deployment import DeploymentRoot
 
 BAD_MARKER = ".helpdesk-bad"
@@ -123,11 +134,13 @@ def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateRe
         plan = _prepare(root, run, tag, old_version)
     except (releases.ReleaseError, git_repo.GitError, OSError) as error:
         mark_bad(root, tag, str(error))
-        run.finish(journal.FAILED, f"prepare failed, the live site was not touched: {error}")
+        aftermath.conclude(run, journal.FAILED, f"prepare failed, the live site was not touched: {error}",
+                           changed=False)  # fmt: skip
         raise UpdateFailed(f"preparing {tag} failed; the live site was not touched: {error}") from error
     if options.dry_run:
         run.finish(journal.SUCCEEDED, "dry run: prepared, nothing switched")
         return UpdateResult(run, plan)
+    aftermath.begin(run)
     new_release = releases.Release(tag, root.release(tag), None)  # venv already linked by prepare
     try:
         _backup_and_migrate(root, run, new_release, plan, options.skip_backup)
@@ -144,15 +157,15 @@ def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateRe
         cause = f"{type(error).__name__}: {error}" if not isinstance(error, UpdateFailed) else str(error)
         undo(root, run)
         mark_bad(root, tag, cause)
-        run.finish(journal.ROLLED_BACK, cause)
+        aftermath.conclude(run, journal.ROLLED_BACK, cause, changed=False)
         raise UpdateFailed(
             f"the update to {tag} failed and was rolled back to {old_version}: {cause}"
         ) from error
-    maintenance.disable(root.maintenance_flag)
+    maintenance_off(root, run)
     if run.fact("backup"):
         backups.unpin(Path(run.fact("backup")))  # the update no longer depends on it; rotation may take it
     _retention(root, run)
-    run.finish(journal.SUCCEEDED)
+    aftermath.conclude(run, journal.SUCCEEDED, changed=True)
     return UpdateResult(run, plan)
 
 
@@ -211,8 +224,7 @@ def _prepare(root: DeploymentRoot, run: journal.Journal, tag: str, old_version: 
 
 def _backup_and_migrate(root, run, release, plan: UpdatePlan, skip_backup: bool) -> None:
     if plan.pending_migrations:
-        maintenance.enable(f"update to {plan.to_version}", root.maintenance_flag)
-        run.record(maintenance_on=True)
+        maintenance_on(root, run, f"update to {plan.to_version}")
     if not skip_backup or plan.pending_migrations:
         with step(run, "backup"):
             result = backups.create_backup(output=root.backups, reason=f"before update to {plan.to_version}")
@@ -283,7 +295,21 @@ def undo(root: DeploymentRoot, run: journal.Journal) -> None:
         run.record(database_restored_from=backup)
     if run.fact("backup"):
         backups.unpin(Path(run.fact("backup")))
+    maintenance_off(root, run)
+
+
+def maintenance_on(root: DeploymentRoot, run: journal.Journal, reason: str) -> None:
+    maintenance.enable(reason, root.maintenance_flag)
+    run.record(maintenance_on=True, maintenance_since=time.time())
+
+
+def maintenance_off(root: DeploymentRoot, run: journal.Journal) -> None:
+    """Maintenance off, and how long it lasted (epoch seconds, for reports and the downtime bench)."""
     maintenance.disable(root.maintenance_flag)
+    since = run.fact("maintenance_since")
+    if since and not run.fact("maintenance_until"):
+        now = time.time()
+        run.record(maintenance_until=now, maintenance_seconds=round(now - since, 2))
 
 
 def mark_bad(root: DeploymentRoot, tag: str, reason: str) -> None:

@@ -8,7 +8,7 @@ database restored from the run's backup if migrations had started, maintenance m
 from dataclasses import dataclass
 from pathlib import Path
 
-from updater import backups, journal, locks, maintenance, pipeline
+from updater import aftermath, backups, journal, locks, pipeline
 from updater.deployment import DeploymentRoot
 
 
@@ -30,13 +30,14 @@ def recover(root: DeploymentRoot) -> list[Recovered]:
 
 def _recover_one(root: DeploymentRoot, run: journal.Journal) -> Recovered:
     if run.fact("verified"):
-        maintenance.disable(root.maintenance_flag)
+        pipeline.maintenance_off(root, run)
         if run.fact("backup"):
             backups.unpin(Path(run.fact("backup")))
-        run.finish(journal.SUCCEEDED, "completed by rollback --recover after an interruption")
+        aftermath.conclude(run, journal.SUCCEEDED, "completed by rollback --recover after an interruption",
+                           changed=True)  # fmt: skip
         return Recovered(run.data["id"], "completed", run.data.get("to_version"))
     pipeline.undo(root, run)
     if run.data.get("to_version"):
         pipeline.mark_bad(root, run.data["to_version"], "interrupted; undone by rollback --recover")
-    run.finish(journal.ROLLED_BACK, "interrupted; undone by rollback --recover")
+    aftermath.conclude(run, journal.ROLLED_BACK, "interrupted; undone by rollback --recover", changed=False)
     return Recovered(run.data["id"], "rolled back", run.data.get("from_version"))

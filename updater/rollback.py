@@ -11,7 +11,7 @@ from pathlib import Path
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
-from updater import backups, deployment, journal, locks, maintenance, pipeline, releases
+from updater import aftermath, backups, deployment, journal, locks, pipeline, releases
 from updater.deployment import DeploymentRoot
 
 # Asked of the newer release's Python: which of these applied migrations cannot be reversed?
@@ -103,11 +103,12 @@ def _rollback_locked(
         raise pipeline.UpdateRefused(f"the restore was not confirmed. {plan.describe_losses()}")
 
     run = journal.Journal.start(root.updates, "rollback", current.name if current else None, target.name)
+    aftermath.begin(run)
     run.record(database_action=plan.database, migrations_ahead=plan.ahead, irreversible=plan.irreversible)
     database = "unchanged"
     try:
         if plan.database != "keep":
-            maintenance.enable(f"rollback to {target.name}", root.maintenance_flag)
+            pipeline.maintenance_on(root, run, f"rollback to {target.name}")
         if plan.database == "migrate":
             with pipeline.step(run, "migrate back"):
                 _migrate_back(root, current_release, known, ahead)
@@ -130,13 +131,13 @@ def _rollback_locked(
                 smoke.process.kill()
     except Exception as error:
         pipeline.undo(root, run)
-        run.finish(journal.FAILED, str(error))
+        aftermath.conclude(run, journal.FAILED, str(error), changed=False)
         raise pipeline.UpdateFailed(
             f"the rollback to {target.name} failed and was undone: {error}"
         ) from error
     finally:
-        maintenance.disable(root.maintenance_flag)
-    run.finish(journal.SUCCEEDED)
+        pipeline.maintenance_off(root, run)
+    aftermath.conclude(run, journal.SUCCEEDED, changed=True)
     return RollbackResult(current.name if current else None, target.name, database, run)
 
 

@@ -1,6 +1,8 @@
+import socket
+
 from django.core.management.base import BaseCommand, CommandError
 
-from updater import auto, deployment, git_repo, pipeline, policy
+from updater import aftermath, auto, deployment, git_repo, pipeline, policy
 
 
 class Command(BaseCommand):
@@ -59,6 +61,9 @@ class Command(BaseCommand):
         for tag, why in decision.held:
             if f"held {tag}" in fresh:
                 self.stdout.write(self.style.WARNING(f"Held {tag} for a human: {why}"))
+                for delivery in aftermath.held(tag, why, socket.gethostname()):
+                    if not delivery.ok:
+                        self.stderr.write(f"Could not tell people via {delivery.channel}: {delivery.detail}")
         if f"backoff {decision.tag}" in fresh:
             self.stdout.write(self.style.WARNING(f"Not retrying: {decision.reason}"))
 
