@@ -23,7 +23,9 @@ from django.db import connection
 
 from tests.support import reports
 from tests.support.deployments import REPO_ROOT, clone_project, git, wheelhouse_for
+from tests.support.mailbox import Mailbox
 from tests.support.processes import free_port, wait_until_serving
+from tests.support.webhooks import Webhook
 from updater import auto, deployment, locks, venvs
 
 pytestmark = pytest.mark.slow
@@ -722,3 +724,44 @@ def test_auto_update_waits_for_the_window_and_for_enough_of_it(auto_deployed, se
     assert monday.action == auto.WAIT and "it next opens 2026-12-06T02:00+01:00" in monday.reason
     assert (auto_deployed / "current").resolve().name == "v1.0.0"
     assert not list((auto_deployed / "shared" / "updates").glob("*-update.json"))
+
+
+def test_each_run_is_reported_by_email_slack_and_status_page_even_when_a_webhook_hangs(deployed):
+    with Mailbox() as smtp, Webhook("hang") as slack, Webhook(200) as status_page:
+        with (deployed / "shared" / ".env").open("a") as env_file:
+            env_file.write(
+                f"EMAIL_HOST=127.0.0.1\nEMAIL_PORT={smtp.port}\nNOTIFY_EMAILS=ops@example.org\nNOTIFY_MODE=always\n"
+                f"NOTIFY_TIMEOUT=1\nSLACK_WEBHOOK_URL={slack.url()}\nSTATUS_PAGE_URL={status_page.url('/c/1')}\n"
+            )
+        succeeded = update(deployed, "--version", "v2.0.0")
+        assert succeeded.returncode == 0, succeeded.stderr
+        failed = update(deployed, "--version", "v3.0.0")
+        assert failed.returncode == 1
+
+    subjects = [message.subject for message in smtp.received]
+    assert subjects[0].startswith("[OK] helpdesk update v1.0.0 -> v2.0.0")
+    assert subjects[1].startswith("[ROLLED BACK] helpdesk update v2.0.0 -> v3.0.0")
+    assert "\n  feat: organizations get a phone number\n" in smtp.received[0].body
+    assert "this migration fails half-way on purpose" in smtp.received[1].body
+    states = [call.body["component"]["status"] for call in status_page.calls]
+    assert states == ["under_maintenance", "operational"] * 2
+    assert len(slack.calls) == 2  # it was called, and it never answered
+
+    journal = last_journal(deployed)
+    deliveries = {n["channel"]: n for n in journal["facts"]["notifications"]}
+    assert deliveries["slack"] == {"channel": "slack", "ok": False, "detail": "timed out"}
+    assert deliveries["email"]["ok"]
+    report = run_manage(deployed / "current", "update_report", "--last", "--format", "markdown", check=True)
+    assert report.stdout.startswith("# [ROLLED BACK] helpdesk update v2.0.0 -> v3.0.0")
+    assert "## Steps" in report.stdout and "- slack: FAILED (timed out)" in report.stdout
+    assert "SECRET-TOKEN-PART" not in report.stdout and "SECRET-TOKEN-PART" not in json.dumps(journal)
+    first = run_manage(deployed / "current", "update_report", "--list", check=True).stdout.split()[0]
+    as_json = json.loads(run_manage(deployed / "current", "update_report", "--run", first, "--format", "json",
+                                    check=True).stdout)  # fmt: skip
+    assert as_json["outcome"] == "succeeded" and as_json["maintenance_seconds"] > 0
+    assert set(as_json["query_timings_ms"]) == {
+        "ticket count",
+        "ticket list page 1",
+        "open tickets by status",
+    }
+    assert len(list((deployed / "shared" / "updates").glob("*.report.md"))) == 2

@@ -92,8 +92,8 @@ def render(report: dict, fmt: str = "text") -> str:
         lines.append(f"{item}migrations: {', '.join(report['migrations'])}")
     if any(report["changelog"].values()):
         lines += ["", f"{sub}Changes"]
-        for kind, subjects in report["changelog"].items():
-            lines += [f"{item}{kind}: {text}" for text in subjects]
+        for subjects in report["changelog"].values():
+            lines += [f"{item}{text}" for text in subjects]  # subjects carry their type
     lines += ["", f"{sub}Steps"]
     for step in report["steps"]:
         detail = f" — {step['detail'][:300]}" if step.get("detail") else ""
