@@ -741,7 +741,7 @@ def test_each_run_is_reported_by_email_slack_and_status_page_even_when_a_webhook
     subjects = [message.subject for message in smtp.received]
     assert subjects[0].startswith("[OK] helpdesk update v1.0.0 -> v2.0.0")
     assert subjects[1].startswith("[ROLLED BACK] helpdesk update v2.0.0 -> v3.0.0")
-    assert "\n  feat: organizations get a phone number\n" in smtp.received[0].body
+    assert "  feat: organizations get a phone number" in smtp.received[0].body.splitlines()
     assert "this migration fails half-way on purpose" in smtp.received[1].body
     states = [call.body["component"]["status"] for call in status_page.calls]
     assert states == ["under_maintenance", "operational"] * 2
