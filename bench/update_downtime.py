@@ -10,7 +10,8 @@ field with a migration). Scenarios, in one run:
   (a) update v1.0.0 -> v1.0.1 (no migrations)          target: zero failed requests
   (c) rollback v1.0.1 -> v1.0.0 (code only)             target: zero failed requests, <= 3 s
   (b) update v1.0.0 -> v2.0.0 (a migration)             target: 503 only inside the maintenance
-                                                        window, window <= backup + migrate + 2 s
+                                                        window (as the journal timed it),
+                                                        window <= backup + migrate + 2 s
   (d) anchor, the handbook's procedure on its own clone and database: stop the server, git checkout
       in place, pip install into the live venv, backup_database --format sql, migrate,
       collectstatic, start the server.
@@ -83,7 +84,7 @@ class Load:
 
     def _client(self, session: requests.Session) -> None:
         while not self._stop.is_set():
-            started = time.monotonic()
+            started = time.time()
             try:
                 response = session.get(self.base + "/tickets/", timeout=30, allow_redirects=False)
                 if response.status_code == 200:
@@ -96,36 +97,11 @@ class Load:
                 outcome = "failed"
                 time.sleep(0.01)  # a refused connection returns at once; do not spin
             with self._lock:
-                self.samples.append(Sample(started, time.monotonic(), outcome))
+                self.samples.append(Sample(started, time.time(), outcome))
 
     def between(self, start: float, end: float) -> list[Sample]:
         with self._lock:
             return [s for s in self.samples if s.finished >= start and s.started <= end]
-
-
-class FlagWatcher:
-    """Polls the maintenance flag every 5 ms and records when it was on."""
-
-    def __init__(self, flag: Path) -> None:
-        self.flag, self.periods, self._stop = flag, [], threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        on_since = None
-        while not self._stop.is_set():
-            present = self.flag.exists()
-            now = time.monotonic()
-            if present and on_since is None:
-                on_since = now
-            elif not present and on_since is not None:
-                self.periods.append((on_since, now))
-                on_since = None
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @dataclass
@@ -227,10 +203,8 @@ def _updater_scenarios(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
             _timed(load, "(a) update, no migrations", root, "update", "--version", "v1.0.1"),
             _timed(load, "(c) rollback, code only", root, "rollback", health=(base, "v1.0.0")),
         ]
-        watcher = FlagWatcher(root / "shared" / "maintenance")
         outcome = _timed(load, "(b) update with a migration", root, "update", "--version", "v2.0.0")
-        watcher.stop()
-        outcome.note = _maintenance_note(outcome, watcher, root)
+        outcome.note = _maintenance_note(outcome, root)
         results.append(outcome)
         load.stop()
         return results
@@ -242,27 +216,29 @@ def _updater_scenarios(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
 def _timed(
     load: Load, name: str, root: Path, *command: str, health: tuple[str, str] | None = None
 ) -> Outcome:
-    start = time.monotonic()
+    start = time.time()
     result = _manage(root / "current", *command)
-    wall = time.monotonic() - start
+    wall = time.time() - start
     note = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
     if health:
         _wait_for_version(*health)
-        note += f" (new version served after {time.monotonic() - start:.2f}s)"
+        note += f" (new version served after {time.time() - start:.2f}s)"
     time.sleep(1)  # let requests in flight finish
-    end = time.monotonic()
+    end = time.time()
     return Outcome(name, load.between(start, end), wall, start, end, note)
 
 
-def _maintenance_note(outcome: Outcome, watcher: FlagWatcher, root: Path) -> str:
-    if not watcher.periods:
+def _maintenance_note(outcome: Outcome, root: Path) -> str:
+    """Maintenance as the journal timed it (epoch seconds), and any 503 seen outside it."""
+    journal = json.loads(sorted((root / "shared" / "updates").glob("*-update.json"))[-1].read_text())
+    facts = journal["facts"]
+    if not facts.get("maintenance_since"):
         return "maintenance never on"
-    on, off = watcher.periods[0][0], watcher.periods[-1][1]
+    on, off = facts["maintenance_since"], facts["maintenance_until"]
     outside = [
         s for s in outcome.samples if s.outcome == "maintenance" and (s.finished < on or s.started > off)
     ]
-    journal = sorted((root / "shared" / "updates").glob("*-update.json"))[-1]
-    steps = {s["name"]: s["seconds"] for s in json.loads(journal.read_text())["steps"]}
+    steps = {s["name"]: s["seconds"] for s in journal["steps"]}
     budget = steps.get("backup", 0) + steps.get("migrate", 0) + 2
     return (f"maintenance {off - on:.2f}s (budget backup+migrate+2 = {budget:.2f}s), "
             f"503 outside it: {len(outside)}")  # fmt: skip
@@ -303,7 +279,7 @@ def _handbook_scenario(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
     load = Load(base, args.clients)
     load.start()
     time.sleep(3)
-    start = time.monotonic()
+    start = time.time()
     gunicorn.send_signal(signal.SIGTERM)  # systemctl stop apache2
     gunicorn.wait(timeout=60)
     git("checkout", "-q", "v2.0.0", cwd=site)
@@ -313,9 +289,9 @@ def _handbook_scenario(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
     _manage(site, "collectstatic", "--noinput")
     gunicorn = _gunicorn(site, env_file, port, site / "gunicorn.pid")  # systemctl start apache2
     _wait_for_version(base, "v2.0.0")
-    wall = time.monotonic() - start
+    wall = time.time() - start
     time.sleep(1)
-    end = time.monotonic()
+    end = time.time()
     load.stop()
     gunicorn.terminate()
     gunicorn.wait(timeout=60)
@@ -344,8 +320,8 @@ def _gunicorn(
 
 
 def _wait_for_version(base: str, version: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
         try:
             if requests.get(base + "/monitoring/health/", timeout=2).json().get("version") == version:
                 return
