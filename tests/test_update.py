@@ -197,15 +197,17 @@ def run_manage(where: Path, *args: str, check: bool = False) -> subprocess.Compl
 
 
 def schema_and_rows(root: Path) -> dict:
+    """Per table: its columns, its row count and a checksum of its contents (rows in a stable order)."""
     script = (
-        "from django.db import connection; import json\n"
+        "from django.db import connection; import hashlib, json\n"
         "with connection.cursor() as c:\n"
         "    tables = sorted(connection.introspection.table_names(c))\n"
         "    out = {}\n"
         "    for t in tables:\n"
         "        cols = sorted(col.name for col in connection.introspection.get_table_description(c, t))\n"
-        "        c.execute('SELECT COUNT(*) FROM ' + connection.ops.quote_name(t))\n"
-        "        out[t] = [cols, c.fetchone()[0]]\n"
+        "        c.execute('SELECT * FROM ' + connection.ops.quote_name(t))\n"
+        "        rows = sorted(repr(row) for row in c.fetchall())\n"
+        "        out[t] = [cols, len(rows), hashlib.sha256(repr(rows).encode()).hexdigest()]\n"
         "print(json.dumps(out))\n"
     )
     result = run_manage(root / "current", "shell", "--no-imports", "-c", script, check=True)
@@ -627,6 +629,19 @@ def test_update_plan_flags_irreversible_migrations_and_defaults_to_the_newest_ta
     )
     assert default["target"] == newest
 
+    git("checkout", "-q", "-b", "new-requirements", "v1.0.0", cwd=tagged_repo)
+    requirements = tagged_repo / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "# a comment changes the venv key too\n")
+    css = tagged_repo / "crm" / "static" / "crm" / "helpdesk.css"
+    css.write_text(css.read_text() + "\n/* new look */\n")
+    _commit_tag(tagged_repo, "v1.0.1", "chore: requirements and styles")
+    planned = run_manage(
+        deployed / "current", "update_plan", "--version", "v1.0.1", "--format", "json", check=True
+    )
+    plan = json.loads(planned.stdout)
+    assert plan["requirements_changed"] and plan["static_changed"] and plan["update_class"] == "routine"
+    assert plan["migrations"] == [] and plan["estimated_downtime_seconds"] == 0
+
 
 def test_breaking_changes_and_closed_windows_are_refused_until_explicitly_allowed(deployed, tagged_repo):
     git("checkout", "-q", "-b", "breaking", "v8.0.0", cwd=tagged_repo)
@@ -703,7 +718,9 @@ def test_auto_update_holds_breaking_backs_off_after_a_failure_and_takes_a_newer_
     assert not (auto_deployed / "releases" / "v1.2.0" / ".helpdesk-bad").exists()
 
 
-def test_auto_update_waits_for_the_window_and_for_enough_of_it(auto_deployed, settings, django_db_blocker):
+def test_auto_update_waits_for_the_window_and_applies_security_fixes_at_once(
+    auto_deployed, auto_repo, settings, django_db_blocker
+):
     with (auto_deployed / "shared" / ".env").open("a") as env_file:
         env_file.write("UPDATE_WINDOW_IMPORTANT=never\n")
     waiting = run_manage(auto_deployed / "current", "auto_update", "-v", "2")
@@ -722,6 +739,16 @@ def test_auto_update_waits_for_the_window_and_for_enough_of_it(auto_deployed, se
     assert (early.action, early.reason) == (auto.UPDATE, "important update, window open")
     assert late.action == auto.WAIT and "the important window closes in 0.5 min" in late.reason
     assert monday.action == auto.WAIT and "it next opens 2026-12-06T02:00+01:00" in monday.reason
+
+    with locks.hold(auto_deployed / "shared" / "update.lock", command="update --version v9 (by hand)"):
+        git("checkout", "-q", "-b", "security", "v1.1.0", cwd=auto_repo)
+        (auto_repo / "NOTES.txt").write_text("escaped\n")
+        _commit_tag(auto_repo, "v1.5.0", "security: escape the search box")
+        busy = run_manage(auto_deployed / "current", "auto_update")
+    assert busy.returncode == 3 and "update --version v9 (by hand)" in busy.stderr  # the lock is shared
+    critical = run_manage(auto_deployed / "current", "auto_update")  # important is still `never`
+    assert critical.returncode == 0, critical.stderr
+    assert "auto_update: updated v1.0.0 -> v1.5.0 (critical update, window open)" in critical.stdout
     assert (auto_deployed / "current").resolve().name == "v1.0.0"
     assert not list((auto_deployed / "shared" / "updates").glob("*-update.json"))
 

@@ -1,0 +1,64 @@
+"""Reading a release before running it: irreversible migrations, error-log tails, report modes."""
+
+import json
+
+import pytest
+
+from tests.support.mailbox import Mailbox
+from updater import aftermath, journal, planning, reports
+
+
+@pytest.mark.parametrize(
+    ("source", "reasons"),
+    [
+        ("migrations.RunPython(forward)", ["RunPython without reverse_code"]),
+        ("migrations.RunPython(forward, migrations.RunPython.noop)", []),
+        ("migrations.RunPython(code=forward, reverse_code=None)", ["RunPython without reverse_code"]),
+        ("migrations.RunSQL('UPDATE x SET y = 1')", ["RunSQL without reverse_sql"]),
+        ("migrations.RunSQL('CREATE INDEX i ON t (c)', reverse_sql='DROP INDEX i')", []),
+        ("migrations.RemoveField('ticket', 'legacy')", ["removes a field"]),
+        ("migrations.DeleteModel('Legacy')", ["deletes a model"]),
+        ("migrations.AddField('ticket', 'x', models.IntegerField(default=0))", []),
+    ],
+)
+def test_irreversible_operations_are_named(source, reasons):
+    migration = f"from django.db import migrations, models\n\noperations = [{source}]\n"
+    assert planning.irreversible_operations(migration) == reasons
+
+
+def test_a_migration_that_does_not_parse_counts_as_irreversible():
+    assert planning.irreversible_operations("def broken(:\n")[0].startswith("unreadable")
+
+
+def test_error_log_tail_keeps_only_errors_written_since_the_run_began(settings, tmp_path):
+    log = tmp_path / "helpdesk.log"
+    lines = [
+        {
+            "time": "2026-11-26T10:00:00.000+00:00",
+            "level": "ERROR",
+            "logger": "django",
+            "message": "old error",
+        },
+        {"time": "2026-11-26T12:00:01.000+00:00", "level": "INFO", "logger": "django", "message": "fine"},
+        {"time": "2026-11-26T12:00:02.000+00:00", "level": "ERROR", "logger": "crm", "message": "new error"},
+    ]
+    log.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json but an ERROR line\n")
+    settings.LOG_FILE = str(log)
+    tail = reports.error_log_tail("2026-11-26T12:00:00+00:00")
+    assert tail == ["2026-11-26T12:00:02.000+00:00 crm: new error", "not json but an ERROR line"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("mode", "status", "emails"),
+    [("only-on-error", "succeeded", 0), ("only-on-error", "rolled back", 1), ("on-change", "succeeded", 1)],
+)
+def test_a_finished_run_is_emailed_only_when_the_mode_says_so(settings, tmp_path, mode, status, emails):
+    with Mailbox() as smtp:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+        settings.NOTIFY_EMAILS, settings.NOTIFY_MODE = ["ops@example.org"], mode
+        run = journal.Journal.start(tmp_path, "update", "v1.0.0", "v2.0.0")
+        report = aftermath.conclude(run, status, None if status == "succeeded" else "it broke", changed=True)
+    assert len(smtp.received) == emails
+    assert report.read_text().startswith(f"# [{reports.FLAGS[status]}] helpdesk update v1.0.0 -> v2.0.0")
