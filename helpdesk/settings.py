@@ -213,6 +213,38 @@ STATUS_PAGE_KIND = config("STATUS_PAGE_KIND", default="statuspage")  # statuspag
 STATUS_PAGE_URL = config("STATUS_PAGE_URL", default="")
 STATUS_PAGE_TOKEN = config("STATUS_PAGE_TOKEN", default="")
 
+# Monitoring (monitoring/): who sees details, what is probed, thresholds (the handbook's defaults), alerts.
+MONITORING_TOKEN = config("MONITORING_TOKEN", default="")
+MONITORING_ALLOWED_IPS = config("MONITORING_ALLOWED_IPS", default="127.0.0.1/32,::1/128", cast=Csv())
+MONITORED_SERVICES = config("MONITORED_SERVICES", default="", cast=Csv())
+MONITORED_DISKS = config("MONITORED_DISKS", default="/", cast=Csv())
+MONITORED_ERROR_LOGS = config("MONITORED_ERROR_LOGS", default="", cast=Csv())
+MONITORING_STATE_FILE = config(
+    "MONITORING_STATE_FILE",
+    default=str(Path(MAINTENANCE_FLAG).parent / "monitoring-state.json")
+    if Path(MAINTENANCE_FLAG).parent.name == "shared"
+    else str(BASE_DIR / "var" / "monitoring-state.json"),
+)
+MONITORING_CACHE_SECONDS = config("MONITORING_CACHE_SECONDS", default=30, cast=int)
+MONITORING_STALE_SECONDS = config("MONITORING_STALE_SECONDS", default=180, cast=int)
+DISK_WARN_PERCENT = config("DISK_WARN_PERCENT", default=80.0, cast=float)
+DISK_CRIT_PERCENT = config("DISK_CRIT_PERCENT", default=90.0, cast=float)
+MEMORY_WARN_PERCENT = config("MEMORY_WARN_PERCENT", default=85.0, cast=float)
+MEMORY_CRIT_PERCENT = config("MEMORY_CRIT_PERCENT", default=95.0, cast=float)
+LOAD_WARN_PER_CORE = config("LOAD_WARN_PER_CORE", default=1.5, cast=float)
+LOAD_CRIT_PER_CORE = config("LOAD_CRIT_PER_CORE", default=3.0, cast=float)
+DB_LATENCY_WARN_MS = config("DB_LATENCY_WARN_MS", default=100.0, cast=float)
+DB_LATENCY_CRIT_MS = config("DB_LATENCY_CRIT_MS", default=1000.0, cast=float)
+BACKUP_WARN_HOURS = config("BACKUP_WARN_HOURS", default=26.0, cast=float)
+BACKUP_CRIT_HOURS = config("BACKUP_CRIT_HOURS", default=50.0, cast=float)
+ERROR_LOG_WARN_LINES = config("ERROR_LOG_WARN_LINES", default=10, cast=int)
+ERROR_LOG_CRIT_LINES = config("ERROR_LOG_CRIT_LINES", default=100, cast=int)
+ALERT_CONSECUTIVE = config("ALERT_CONSECUTIVE", default=3, cast=int)
+ALERT_HYSTERESIS = config("ALERT_HYSTERESIS", default=5.0, cast=float)
+ALERT_REPEAT_MINUTES = config("ALERT_REPEAT_MINUTES", default=240, cast=int)
+ALERT_REPEAT_CRITICAL_MINUTES = config("ALERT_REPEAT_CRITICAL_MINUTES", default=60, cast=int)
+ALERT_EMAILS = config("ALERT_EMAILS", default="", cast=Csv())
+
 TICKETS_PER_PAGE = 25
 REST_FRAMEWORK = {
     # Token first: an unauthenticated call then gets 401 with WWW-Authenticate, not a bare 403.

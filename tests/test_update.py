@@ -270,6 +270,14 @@ def test_failed_migration_rolls_back_to_the_old_release_and_the_same_database(de
     assert again.returncode == 2
     assert "marked bad" in again.stderr
 
+    refused = run_manage(deployed / "current", "rollback", "--to", "v3.0.0")
+    assert refused.returncode == 2 and "v3.0.0 was marked bad; pass --force" in refused.stderr
+    forced = run_manage(deployed / "current", "rollback", "--to", "v3.0.0", "--force")  # past the refusal,
+    assert forced.returncode == 1  # and its own smoke checks (migrate --check) still stop it
+    assert "the rollback to v3.0.0 failed and was undone" in forced.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert schema_and_rows(deployed) == before
+
 
 def test_smoke_check_failure_after_the_switch_switches_back(deployed):
     before = schema_and_rows(deployed)
@@ -740,6 +748,9 @@ def test_auto_update_waits_for_the_window_and_applies_security_fixes_at_once(
     assert late.action == auto.WAIT and "the important window closes in 0.5 min" in late.reason
     assert monday.action == auto.WAIT and "it next opens 2026-12-06T02:00+01:00" in monday.reason
 
+    assert (auto_deployed / "current").resolve().name == "v1.0.0"
+    assert not list((auto_deployed / "shared" / "updates").glob("*-update.json"))
+
     with locks.hold(auto_deployed / "shared" / "update.lock", command="update --version v9 (by hand)"):
         git("checkout", "-q", "-b", "security", "v1.1.0", cwd=auto_repo)
         (auto_repo / "NOTES.txt").write_text("escaped\n")
@@ -749,8 +760,6 @@ def test_auto_update_waits_for_the_window_and_applies_security_fixes_at_once(
     critical = run_manage(auto_deployed / "current", "auto_update")  # important is still `never`
     assert critical.returncode == 0, critical.stderr
     assert "auto_update: updated v1.0.0 -> v1.5.0 (critical update, window open)" in critical.stdout
-    assert (auto_deployed / "current").resolve().name == "v1.0.0"
-    assert not list((auto_deployed / "shared" / "updates").glob("*-update.json"))
 
 
 def test_each_run_is_reported_by_email_slack_and_status_page_even_when_a_webhook_hangs(deployed):
