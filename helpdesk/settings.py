@@ -215,7 +215,7 @@ STATUS_PAGE_TOKEN = config("STATUS_PAGE_TOKEN", default="")
 
 # Monitoring (monitoring/): who sees details, what is probed, thresholds (the handbook's defaults), alerts.
 MONITORING_TOKEN = config("MONITORING_TOKEN", default="")
-MONITORING_ALLOWED_IPS = config("MONITORING_ALLOWED_IPS", default="127.0.0.1/32,::1/128", cast=Csv())
+MONITORING_ALLOWED_IPS = config("MONITORING_ALLOWED_IPS", default="", cast=Csv())
 MONITORED_SERVICES = config("MONITORED_SERVICES", default="", cast=Csv())
 MONITORED_DISKS = config("MONITORED_DISKS", default="/", cast=Csv())
 MONITORED_ERROR_LOGS = config("MONITORED_ERROR_LOGS", default="", cast=Csv())

@@ -1,16 +1,20 @@
-"""Health probes for load balancers and the updater: liveness and readiness.
+"""Probes and status for load balancers, dashboards and Prometheus.
 
-Both are exempt from login and from maintenance mode, and answer fast: liveness touches nothing,
-readiness asks the database one question.
+health (liveness) touches nothing; ready asks the database; status and metrics run the checks of
+monitoring/checks.py, in detail only for staff, a bearer token or allowed networks. All four are
+exempt from login and from maintenance mode. The dashboard is a staff page.
 """
 
+from django.contrib.admin.views.decorators import staff_member_required
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from helpdesk.version import app_version
+from monitoring import access, dashboard, metrics, status
 
 
 @never_cache
@@ -35,3 +39,29 @@ def ready(request: HttpRequest) -> JsonResponse:
         "pending_migrations": len(pending),
     }
     return JsonResponse(body, status=200 if not pending else 503)
+
+
+@never_cache
+@require_GET
+def status_view(request: HttpRequest) -> JsonResponse:
+    body, http_status = status.document(detail=access.has_detail_access(request))
+    return JsonResponse(body, status=http_status)
+
+
+@never_cache
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if not access.has_detail_access(request):
+        response = HttpResponse(
+            "metrics need a bearer token, an allowed network or a staff session\n", status=401
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="helpdesk-monitoring"'
+        return response
+    return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@never_cache
+@staff_member_required
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    body, _ = status.document(detail=True)
+    return render(request, "monitoring/dashboard.html", {"status": body, "runs": dashboard.history()})

@@ -92,3 +92,44 @@ def test_ticket_life_in_a_real_browser(browser, live_server, helpdesk, tmp_path)
     assert "Rozwiązane" in page.inner_text("table.tickets")
     page.screenshot(path=str(SCREENSHOTS / "ticket-list-pl.png"), full_page=True)
     context.close()
+
+
+def test_monitoring_dashboard_draws_gauges_and_the_update_timeline(
+    browser, live_server, helpdesk, settings, tmp_path
+):
+    import json
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    updates = tmp_path / "shared" / "updates"
+    updates.mkdir(parents=True)
+    settings.MAINTENANCE_FLAG = str(tmp_path / "shared" / "maintenance")
+    settings.MONITORING_STATE_FILE = str(tmp_path / "monitoring-state.json")
+    steps = [("prepare", 30.0), ("backup", 4.0), ("migrate", 2.0), ("switch", 0.5), ("verify", 3.5)]
+    run = {
+        "id": "20261126T020000000000Z",
+        "command": "update",
+        "from_version": "v1.3.0",
+        "to_version": "v1.4.0",
+        "status": "succeeded",
+        "started_at": "2026-11-26T02:00:00+00:00",
+        "finished_at": "2026-11-26T02:00:40+00:00",
+        "steps": [{"name": name, "status": "done", "seconds": seconds} for name, seconds in steps],
+        "facts": {"maintenance_seconds": 6.8},
+    }
+    (updates / "20261126T020000000000Z-update.json").write_text(json.dumps(run))
+    page = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900}).new_page()
+    _login(page, live_server.url, "adam", "pw-adam")
+    page.goto(f"{live_server.url}/monitoring/dashboard/")
+    page.wait_for_selector(".gauge[data-check='memory']")
+    assert page.locator(".gauge").count() == 7
+    row = page.locator("tr.run").first
+    assert "update v1.3.0 → v1.4.0" in row.inner_text() and "6.8 s" in row.inner_text()
+    assert page.locator("tr.run .timeline .step").count() == 5
+    widths = [page.locator(".timeline .step").nth(i).bounding_box()["width"] for i in range(5)]
+    assert widths[0] > 5 * widths[2]  # prepare took 15 times as long as migrate: drawn to scale
+    page.screenshot(path=str(SCREENSHOTS / "monitoring-dashboard.png"), full_page=True)
+
+    customer = browser.new_context(locale="en-US").new_page()
+    _login(customer, live_server.url, "alice", "pw-alice")  # a customer is not staff
+    customer.goto(f"{live_server.url}/monitoring/dashboard/")
+    assert "/admin/login/" in customer.url

@@ -6,7 +6,7 @@ from django.template.loader import render_to_string
 
 from updater import maintenance
 
-EXEMPT_PATHS = ("/monitoring/health/", "/monitoring/ready/")
+EXEMPT_PATHS = ("/monitoring/health/", "/monitoring/ready/", "/monitoring/status/", "/monitoring/metrics")
 
 
 class MaintenanceModeMiddleware:

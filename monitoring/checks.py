@@ -1,0 +1,162 @@
+"""The checks behind /monitoring/status/, /monitoring/metrics and check_system.
+
+Each check reports an observed value with its unit and thresholds, and a status: pass, warn or fail.
+Nothing here is slow enough for a request path: no outbound HTTP, no subprocess. Expensive probes
+(pending migrations, the newest backup) are cached per process for MONITORING_CACHE_SECONDS; service
+states and the CPU sample come from check_system's state file (written every minute by cron or a
+timer) and are marked stale when it is old. CPU is judged by the 5-minute load average per core, not by
+a single sample taken under the very load of the requests asking for it.
+"""
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
+
+from monitoring import state
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+_ORDER = {PASS: 0, WARN: 1, FAIL: 2}
+_cache: dict[str, tuple[float, object]] = {}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    observed: float | None
+    unit: str
+    warn: float | None = None
+    fail: float | None = None
+    detail: str = ""
+    stale: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def graded(name: str, observed: float, unit: str, warn: float, fail: float, detail: str = "") -> Check:
+    """pass below warn, warn from warn, fail from fail (higher is worse)."""
+    status = FAIL if observed >= fail else WARN if observed >= warn else PASS
+    return Check(name, status, round(observed, 3), unit, warn, fail, detail)
+
+
+def overall(checks: list[Check]) -> str:
+    return max((check.status for check in checks), key=_ORDER.__getitem__, default=PASS)
+
+
+def cached(key: str, compute: Callable[[], object]) -> object:
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit and now - hit[0] < settings.MONITORING_CACHE_SECONDS:
+        return hit[1]
+    value = compute()
+    _cache[key] = (now, value)
+    return value
+
+
+def clear_cache() -> None:
+    _cache.clear()
+
+
+def database() -> Check:
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as error:
+        return Check("database", FAIL, None, "ms", settings.DB_LATENCY_WARN_MS, settings.DB_LATENCY_CRIT_MS,
+                     f"unreachable: {type(error).__name__}")  # fmt: skip
+    latency = (time.perf_counter() - started) * 1000
+    return graded("database", latency, "ms", settings.DB_LATENCY_WARN_MS, settings.DB_LATENCY_CRIT_MS)
+
+
+def migrations() -> Check:
+    def count() -> int | None:
+        try:
+            executor = MigrationExecutor(connection)
+            return len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+        except DatabaseError:
+            return None
+
+    pending = cached("migrations", count)
+    if pending is None:
+        return Check("migrations", FAIL, None, "migrations", 1, 1, "the database could not be asked")
+    detail = "an update is probably migrating" if pending else ""
+    return Check("migrations", WARN if pending else PASS, pending, "migrations", 1, None, detail)
+
+
+def backup_age() -> Check:
+    def newest() -> float | None:
+        from updater import backups  # the updater owns the backup format
+
+        directory = Path(settings.BACKUP_DIR)
+        found = backups.list_backups(directory) if directory.is_dir() else []
+        return found[0][0].stat().st_mtime if found else None
+
+    made = cached("backup", newest)
+    warn, fail = settings.BACKUP_WARN_HOURS, settings.BACKUP_CRIT_HOURS
+    if made is None:
+        return Check("backup", WARN, None, "hours", warn, fail, "no backup yet")
+    return graded("backup", (time.time() - made) / 3600, "hours", warn, fail)
+
+
+def disks() -> list[Check]:
+    result = []
+    for mount in settings.MONITORED_DISKS:
+        try:
+            usage = shutil.disk_usage(mount)
+        except OSError as error:
+            result.append(Check(f"disk {mount}", FAIL, None, "percent", detail=str(error)))
+            continue
+        percent = usage.used / usage.total * 100 if usage.total else 0.0
+        result.append(graded(f"disk {mount}", percent, "percent", settings.DISK_WARN_PERCENT,
+                             settings.DISK_CRIT_PERCENT))  # fmt: skip
+    return result
+
+
+def memory() -> Check:
+    return graded("memory", psutil.virtual_memory().percent, "percent", settings.MEMORY_WARN_PERCENT,
+                  settings.MEMORY_CRIT_PERCENT)  # fmt: skip
+
+
+def load() -> Check:
+    per_core = os.getloadavg()[1] / (os.cpu_count() or 1)
+    return graded(
+        "load", per_core, "load per core (5 min)", settings.LOAD_WARN_PER_CORE, settings.LOAD_CRIT_PER_CORE
+    )
+
+
+def services(snapshot: dict | None = None) -> Check:
+    """Service states as check_system last saw them (a request never runs systemctl)."""
+    wanted = settings.MONITORED_SERVICES
+    if not wanted:
+        return Check("services", PASS, 0, "inactive services", detail="none configured")
+    snapshot = snapshot if snapshot is not None else state.load().get("services", {})
+    states = snapshot.get("states", {})
+    age = time.time() - snapshot.get("checked_at", 0)
+    stale = age > settings.MONITORING_STALE_SECONDS
+    down = [name for name in wanted if states.get(name) != "active"]
+    if stale:
+        detail = "check_system has not reported recently" if snapshot else "check_system has not run yet"
+        return Check("services", WARN, len(down), "inactive services", 1, 1, detail, stale=True)
+    detail = ", ".join(f"{name}: {states.get(name, 'unknown')}" for name in down)
+    return Check("services", FAIL if down else PASS, len(down), "inactive services", 1, 1, detail)
+
+
+def service_states(snapshot: dict | None = None) -> dict[str, bool]:
+    snapshot = snapshot if snapshot is not None else state.load().get("services", {})
+    states = snapshot.get("states", {})
+    return {name: states.get(name) == "active" for name in settings.MONITORED_SERVICES}
+
+
+def all_checks() -> list[Check]:
+    return [database(), migrations(), backup_age(), *disks(), memory(), load(), services()]

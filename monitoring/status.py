@@ -1,0 +1,67 @@
+"""The status document: the handbook's dashboard keys plus overall status, version, maintenance, the
+last update and every check with its observed value, unit and thresholds."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from helpdesk.version import app_version
+from monitoring import checks, state
+
+
+def document(detail: bool) -> tuple[dict, int]:
+    """The status JSON and its HTTP status (200 for pass and warn, 503 for fail)."""
+    results = checks.all_checks()
+    status = checks.overall(results)
+    http_status = 503 if status == checks.FAIL else 200
+    if not detail:
+        return {"status": status, "timestamp": time.time()}, http_status
+    snapshot = state.load()
+    by_name = {check.name: check for check in results}
+    first_disk = next((c for c in results if c.name.startswith("disk ")), None)
+    return {
+        "status": status,
+        "system_available": status != checks.FAIL,
+        "cpu_usage": _cpu_percent(snapshot),
+        "memory_usage": by_name["memory"].observed,
+        "disk_usage": first_disk.observed if first_disk else None,
+        "services": checks.service_states(snapshot.get("services", {})),
+        "timestamp": time.time(),
+        "version": app_version(),
+        "environment": settings.ENVIRONMENT,
+        "maintenance": Path(settings.MAINTENANCE_FLAG).exists(),
+        "last_update": last_update(),
+        "checks": [check.as_dict() for check in results],
+    }, http_status
+
+
+def _cpu_percent(snapshot: dict) -> float:
+    """check_system's one-second sample when fresh; otherwise the 1-minute load as a percentage."""
+    sample = snapshot.get("cpu", {})
+    if sample and time.time() - sample.get("at", 0) <= settings.MONITORING_STALE_SECONDS:
+        return sample["percent"]
+    return round(min(100.0, os.getloadavg()[0] / (os.cpu_count() or 1) * 100), 1)
+
+
+def last_update() -> dict | None:
+    """The newest run in the deployment's journal (one file read; None outside a deployment)."""
+    from updater.journal import JOURNAL_NAME
+
+    directory = Path(settings.MAINTENANCE_FLAG).parent / "updates"
+    try:
+        names = sorted(name for name in os.listdir(directory) if JOURNAL_NAME.match(name))
+    except OSError:
+        return None
+    if not names:
+        return None
+    try:
+        run = json.loads((directory / names[-1]).read_text())
+    except (OSError, ValueError):
+        return None
+    keys = ("id", "command", "from_version", "to_version", "status", "started_at", "finished_at", "actor")
+    return {key: run.get(key) for key in keys} | {
+        "maintenance_seconds": run.get("facts", {}).get("maintenance_seconds")
+    }
