@@ -8,8 +8,10 @@ timer) and are marked stale when it is old. CPU is judged by the 5-minute load a
 a single sample taken under the very load of the requests asking for it.
 """
 
+import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,9 +24,12 @@ from django.db.migrations.executor import MigrationExecutor
 
 from monitoring import state
 
+logger = logging.getLogger(__name__)
+
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _ORDER = {PASS: 0, WARN: 1, FAIL: 2}
 _cache: dict[str, tuple[float, object]] = {}
+_refreshing: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -53,17 +58,36 @@ def overall(checks: list[Check]) -> str:
 
 
 def cached(key: str, compute: Callable[[], object]) -> object:
+    """The value of an expensive probe, at most MONITORING_CACHE_SECONDS old. Only the very first call
+    of a process waits for it; after that an expired value is served while one background thread
+    computes the next (stale-while-revalidate), so no request pays for the probe."""
     now = time.monotonic()
     hit = _cache.get(key)
-    if hit and now - hit[0] < settings.MONITORING_CACHE_SECONDS:
-        return hit[1]
-    value = compute()
-    _cache[key] = (now, value)
-    return value
+    if hit is None:
+        value = compute()
+        _cache[key] = (now, value)
+        return value
+    if now - hit[0] >= settings.MONITORING_CACHE_SECONDS and key not in _refreshing:
+        _refreshing.add(key)
+        threading.Thread(target=_refresh, args=(key, compute), daemon=True).start()
+    return hit[1]
+
+
+def _refresh(key: str, compute: Callable[[], object]) -> None:
+    try:
+        _cache[key] = (time.monotonic(), compute())
+    except Exception:  # a failed refresh keeps the old value; the next expiry tries again
+        logger.warning("refreshing the %s probe failed", key, exc_info=True)
+    finally:
+        _refreshing.discard(key)
+        connection.close()  # this thread's own database connection
 
 
 def clear_cache() -> None:
     _cache.clear()
+    from monitoring import status  # the status document is built from these values
+
+    status.forget()
 
 
 def database() -> Check:

@@ -11,9 +11,26 @@ from django.conf import settings
 from helpdesk.version import app_version
 from monitoring import checks, state
 
+DOCUMENT_SECONDS = 1.0  # pollers asking many times a second share one evaluation per worker
+_documents: dict[bool, tuple[float, dict, int]] = {}
+
 
 def document(detail: bool) -> tuple[dict, int]:
-    """The status JSON and its HTTP status (200 for pass and warn, 503 for fail)."""
+    """The status JSON and its HTTP status (200 for pass and warn, 503 for fail), at most a second old."""
+    now = time.monotonic()
+    hit = _documents.get(detail)
+    if hit and now - hit[0] < DOCUMENT_SECONDS:
+        return hit[1], hit[2]
+    body, http_status = _evaluate(detail)
+    _documents[detail] = (now, body, http_status)
+    return body, http_status
+
+
+def forget() -> None:
+    _documents.clear()
+
+
+def _evaluate(detail: bool) -> tuple[dict, int]:
     results = checks.all_checks()
     status = checks.overall(results)
     http_status = 503 if status == checks.FAIL else 200
