@@ -129,3 +129,23 @@ def test_last_update_comes_from_the_newest_journal(client, settings, tmp_path):
         (updates / f"{stamp}-update.json").write_text(json.dumps(run))
     last = detailed(client).json()["last_update"]
     assert (last["to_version"], last["status"], last["maintenance_seconds"]) == ("v1.2.0", "rolled back", 2.5)
+
+
+@pytest.mark.django_db
+def test_backup_age_passes_after_a_backup_and_warns_when_it_gets_old(settings):
+    from updater import backups
+
+    backups.create_backup(output=None)
+    check = checks.backup_age()
+    assert check.status == "pass" and check.observed < 0.1 and check.unit == "hours"
+    checks.clear_cache()
+    settings.BACKUP_WARN_HOURS, settings.BACKUP_CRIT_HOURS = 0.0, 1.0
+    assert checks.backup_age().status == "warn"
+
+
+@pytest.mark.django_db
+def test_database_latency_is_measured_and_graded(settings):
+    check = checks.database()
+    assert check.status == "pass" and check.unit == "ms" and 0 <= check.observed < settings.DB_LATENCY_WARN_MS
+    settings.DB_LATENCY_WARN_MS, settings.DB_LATENCY_CRIT_MS = 0.0, 1e9
+    assert checks.database().status == "warn"
