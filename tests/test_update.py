@@ -671,6 +671,12 @@ def test_breaking_changes_and_closed_windows_are_refused_until_explicitly_allowe
     assert forced.returncode == 0, forced.stderr
     assert last_journal(deployed)["facts"]["update_class"] == "important"
 
+    with (deployed / "shared" / ".env").open("a") as env_file:
+        env_file.write("UPDATE_WINDOW_IMPORTANT=weekends\n")  # a typo in the policy refuses, changes nothing
+    unreadable = update(deployed, "--version", "v8.0.0")
+    assert unreadable.returncode == 2 and "'weekends' is not a window" in unreadable.stderr
+    assert (deployed / "current").resolve().name == "v2.0.0"
+
 
 @pytest.fixture(scope="module")
 def auto_repo(tmp_path_factory) -> Path:

@@ -121,7 +121,10 @@ def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateRe
         connection.ensure_connection()
     except DatabaseError as error:
         raise UpdateRefused(f"the database is unreachable: {error}") from error
-    release_plan = planning.plan(root, tag)
+    try:
+        release_plan = planning.plan(root, tag)
+    except (git_repo.GitError, policy.PolicyError) as error:
+        raise UpdateRefused(f"the update could not be planned: {error}") from error
     _check_policy(release_plan, options)
 
     run = journal.Journal.start(root.updates, "update", old_version, tag, actor=options.actor)
