@@ -5,7 +5,8 @@
 One gunicorn (2 sync workers) on a throwaway MariaDB serves both: our `/monitoring/status/` (with the
 detail a dashboard's bearer token unlocks) and django-health-check's view at `/ht/` with its database
 and psutil (CPU, memory, disk) checks. `wrk` (Debian's package; installed when missing and root)
-drives each for the same time with the same number of connections, one after the other. Printed:
+drives each for the same time with the same number of connections, one after the other (worker
+recycling is off for both: at these rates it would restart each worker every second). Printed:
 requests per second, latency p50/p99, and non-2xx answers; issue targets: >= 4x its throughput,
 p99 <= 50 ms, no 5xx caused by the load itself.
 """
@@ -89,6 +90,9 @@ def _environment(tmp: Path, database_url: str) -> dict[str, str]:
         "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
         "GUNICORN_WORKERS": "2",
         "GUNICORN_ACCESSLOG": "",
+        # deploy/gunicorn.conf.py recycles a worker every 2,000 requests (a guard against leaks); at
+        # thousands of requests a second that is a fork and a Django import every second, for both sides.
+        "GUNICORN_MAX_REQUESTS": "0",
     }
 
 
