@@ -245,6 +245,17 @@ ALERT_REPEAT_MINUTES = config("ALERT_REPEAT_MINUTES", default=240, cast=int)
 ALERT_REPEAT_CRITICAL_MINUTES = config("ALERT_REPEAT_CRITICAL_MINUTES", default=60, cast=int)
 ALERT_EMAILS = config("ALERT_EMAILS", default="", cast=Csv())
 
+# Operating-system updates (updater/system_update.py).
+SYSTEM_APT_CONFIG = config("SYSTEM_APT_CONFIG", default="")
+SYSTEM_UPDATE_TIMEOUT = config("SYSTEM_UPDATE_TIMEOUT", default=3600, cast=int)
+SYSTEM_ETC_DIR = config("SYSTEM_ETC_DIR", default="/etc")
+SYSTEM_IMPORTANT_PACKAGES = config(
+    "SYSTEM_IMPORTANT_PACKAGES",
+    default="apache2*,libapache2-mod-*,nginx*,mariadb-*,mysql-*,galera-*,postgresql*,python3*,libpython3*",
+    cast=Csv(),
+)
+SYSTEM_REBOOT_FLAG = config("SYSTEM_REBOOT_FLAG", default="/var/run/reboot-required")
+
 TICKETS_PER_PAGE = 25
 REST_FRAMEWORK = {
     # Token first: an unauthenticated call then gets 401 with WWW-Authenticate, not a bare 403.

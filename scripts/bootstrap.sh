@@ -25,8 +25,9 @@ command -v gcc >/dev/null || packages+=(gcc)
 "$python_bin" -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 "$python_bin" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || packages+=(python3-dev)
-# Tests start their own MariaDB server and drive Debian's Chromium through Playwright.
-[ "$for_tests" = 1 ] && packages+=(mariadb-server mariadb-client chromium fonts-dejavu-core)
+# Tests start their own MariaDB server, drive Debian's Chromium through Playwright, and build .deb
+# packages for update_system's tests (dpkg-scanpackages is in dpkg-dev).
+[ "$for_tests" = 1 ] && packages+=(mariadb-server mariadb-client chromium fonts-dejavu-core dpkg-dev)
 
 missing=()
 for package in "${packages[@]}"; do

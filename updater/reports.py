@@ -55,6 +55,10 @@ def build(run: journal.Journal) -> dict:
         "error_log_tail": facts.get("error_log_tail", []),
         "notifications": facts.get("notifications", []),
         "removed_releases": facts.get("removed_releases", []),
+        "packages": facts.get("packages", []),
+        "held_back": facts.get("held_back", []),
+        "etc_backup": facts.get("etc_backup"),
+        "reboot_required": facts.get("reboot_required"),
     }
 
 
@@ -90,6 +94,14 @@ def render(report: dict, fmt: str = "text") -> str:
         lines.append(f"{item}database restored from: {report['database_restored_from']}")
     if report["migrations"]:
         lines.append(f"{item}migrations: {', '.join(report['migrations'])}")
+    if report.get("etc_backup"):
+        lines.append(f"{item}/etc backup: {report['etc_backup']}")
+    if report.get("reboot_required"):
+        lines.append(f"{item}a reboot is required (not done automatically)")
+    if report.get("packages"):
+        lines += ["", f"{sub}Packages"] + [f"{item}{text}" for text in report["packages"]]
+    if report.get("held_back"):
+        lines += ["", f"{sub}Held back"] + [f"{item}{text}" for text in report["held_back"]]
     if any(report["changelog"].values()):
         lines += ["", f"{sub}Changes"]
         for subjects in report["changelog"].values():

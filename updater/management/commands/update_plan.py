@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from updater import deployment, git_repo, planning, policy
+from updater import deployment, git_repo, planning, policy, system_packages, system_update
 from updater.command_options import OwnVersionOption
 
 
@@ -12,9 +12,14 @@ class Command(OwnVersionOption, BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--version", dest="tag", help="the release tag (default: the newest tag)")
         parser.add_argument("--format", choices=["text", "json"], default="text")
-        parser.add_argument("--no-fetch", action="store_true", help="plan from the mirror as it is")
+        parser.add_argument(
+            "--no-fetch", action="store_true", help="plan from the mirror (or apt lists) as it is"
+        )
+        parser.add_argument("--system", action="store_true", help="what update_system would do instead")
 
     def handle(self, *args, **options):
+        if options["system"]:
+            return self._system(options)
         try:
             root = deployment.find_root()
             if not options["no_fetch"]:
@@ -30,6 +35,22 @@ class Command(OwnVersionOption, BaseCommand):
             self.stdout.write(json.dumps(plan.as_dict(), indent=2))
         else:
             self.stdout.write(render_text(plan))
+
+    def _system(self, options) -> None:
+        try:
+            plan = system_update.plan_system(system_update.SystemOptions(refresh=not options["no_fetch"]))
+        except (system_packages.AptError, policy.PolicyError) as error:
+            raise CommandError(f"The system upgrade could not be planned: {error}") from error
+        if options["format"] == "json":
+            self.stdout.write(json.dumps({
+                "update_class": plan.update_class,
+                "window": {"spec": plan.window.window, "open_now": plan.window.open},
+                "upgrades": [vars(u) | {"security": u.security} for u in plan.upgrades],
+                "held_back": [vars(h) for h in plan.held],
+                "dpkg_interrupted": plan.interrupted,
+            }, indent=2))  # fmt: skip
+        else:
+            self.stdout.write(system_update.describe(plan))
 
 
 def render_text(plan: planning.Plan) -> str:

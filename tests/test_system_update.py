@@ -1,0 +1,188 @@
+"""update_system with real apt and dpkg, against a file repository the tests build with dpkg-deb.
+
+apt is pointed at its own sources list, lists and cache (SYSTEM_APT_CONFIG), so the machine's sources
+are never read; the test packages (helpdesk-test-*) are installed for real and purged afterwards.
+No network is used and no real system package is upgraded.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from updater import system_update
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not shutil.which("dpkg-scanpackages"), reason="needs root and dpkg-dev"
+    ),
+]
+
+DUMMY, HELD = "helpdesk-test-dummy", "helpdesk-test-held"
+CONFFILE = Path("/etc/helpdesk-test-dummy.conf")
+
+
+class Repository:
+    """A flat apt repository (Packages + Release, labelled as a security origin) and an apt.conf for it."""
+
+    def __init__(self, base: Path) -> None:
+        self.base, self.debs = base, base / "repo"
+        self.debs.mkdir(parents=True)
+        for folder in ("lists/partial", "cache/archives/partial", "sources.list.d"):
+            (base / folder).mkdir(parents=True)
+        (base / "sources.list").write_text(f"deb [trusted=yes] file:{self.debs} ./\n")
+        self.apt_conf = base / "apt.conf"
+        self.apt_conf.write_text(
+            f'Dir::Etc::SourceList "{base / "sources.list"}";\n'
+            f'Dir::Etc::SourceParts "{base / "sources.list.d"}";\n'
+            f'Dir::State::Lists "{base / "lists"}";\nDir::Cache "{base / "cache"}";\n'
+        )
+
+    def add(self, name: str, version: str, *, postinst_fails: bool = False) -> None:
+        tree = self.base / f"build-{name}-{version}"
+        (tree / "DEBIAN").mkdir(parents=True)
+        (tree / "etc").mkdir()
+        (tree / "usr" / "share" / name).mkdir(parents=True)
+        (tree / "DEBIAN" / "control").write_text(
+            f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Tests <t@example.org>\n"
+            f"Description: helpdesk update_system test package\n"
+        )
+        (tree / "DEBIAN" / "conffiles").write_text(f"/etc/{name}.conf\n")
+        (tree / "etc" / f"{name}.conf").write_text(f"shipped_by={version}\n")
+        (tree / "usr" / "share" / name / "VERSION").write_text(version + "\n")
+        if postinst_fails:
+            postinst = tree / "DEBIAN" / "postinst"
+            postinst.write_text("#!/bin/sh\necho 'postinst fails on purpose' >&2\nexit 1\n")
+            postinst.chmod(0o755)
+        deb = self.debs / f"{name}_{version}_all.deb"
+        subprocess.run(
+            ["dpkg-deb", "-b", "--root-owner-group", str(tree), str(deb)], check=True, capture_output=True
+        )
+        self._index()
+
+    def _index(self) -> None:
+        packages = subprocess.run(["dpkg-scanpackages", "-m", ".", "/dev/null"], cwd=self.debs, check=True,
+                                  capture_output=True).stdout  # fmt: skip
+        (self.debs / "Packages").write_bytes(packages)
+        import hashlib
+        from email.utils import formatdate
+
+        (self.debs / "Release").write_text(
+            "Origin: Helpdesk tests\nLabel: Debian-Security\nSuite: stable-security\n"
+            f"Codename: bookworm-security\nDate: {formatdate(usegmt=True)}\nArchitectures: all amd64\n"
+            f"SHA256:\n {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages\n"
+        )
+
+    def apt(self, *args: str) -> None:
+        env = {**os.environ, "APT_CONFIG": str(self.apt_conf), "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(
+            ["apt-get", "-q", *args], env=env, check=True, capture_output=True, stdin=subprocess.DEVNULL
+        )
+
+
+def installed_version(name: str) -> str:
+    return subprocess.run(["dpkg-query", "-W", "-f=${Version}", name], capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repository(tmp_path, settings):
+    repo = Repository(tmp_path / "apt")
+    repo.add(DUMMY, "1.0")
+    repo.add(HELD, "1.0")
+    repo.apt("update")
+    repo.apt("install", "-y", DUMMY, HELD)
+    settings.SYSTEM_APT_CONFIG = str(repo.apt_conf)
+    settings.BACKUP_DIR = str(tmp_path / "backups")
+    settings.MAINTENANCE_FLAG = str(tmp_path / "shared" / "maintenance")
+    settings.SYSTEM_REBOOT_FLAG = str(tmp_path / "reboot-required")
+    settings.UPDATER_RELOAD_COMMAND = settings.UPDATER_RELOAD_PIDFILE = settings.UPDATER_HEALTH_URL = ""
+    settings.MONITORED_SERVICES = []
+    yield repo
+    subprocess.run(["apt-mark", "unhold", DUMMY, HELD], capture_output=True)
+    subprocess.run(["dpkg", "--purge", DUMMY, HELD], capture_output=True)
+    assert installed_version(DUMMY) == "" and not CONFFILE.exists()  # nothing left behind
+
+
+@pytest.mark.django_db
+def test_upgrade_keeps_local_conffiles_reports_held_packages_and_dry_run_changes_nothing(repository, capsys):
+    CONFFILE.write_text(CONFFILE.read_text() + "local_change=kept\n")  # an admin edited it
+    subprocess.run(["apt-mark", "hold", HELD], check=True, capture_output=True)
+    repository.add(DUMMY, "2.0")
+    repository.add(HELD, "2.0")
+
+    call_command("update_system", "--dry-run")
+    planned = capsys.readouterr().out
+    assert f"  {DUMMY} 1.0 -> 2.0  [critical; Debian-Security:stable-security]" in planned
+    assert f"Held back: {HELD}: held with `apt-mark hold`" in planned
+    assert installed_version(DUMMY) == "1.0"
+    assert not list(Path(system_update.state_dir()).glob("updates/*.json"))
+
+    call_command("update_system")
+    done = capsys.readouterr().out
+    assert installed_version(DUMMY) == "2.0" and installed_version(HELD) == "1.0"
+    assert "local_change=kept" in CONFFILE.read_text()  # the admin's file stays; the new one is beside it
+    assert Path(f"{CONFFILE}.dpkg-dist").read_text() == "shipped_by=2.0\n"
+    assert f"Held back: {HELD}" in done
+    run = json.loads(
+        sorted((system_update.state_dir() / "updates").glob("*-update_system.json"))[-1].read_text()
+    )
+    assert run["status"] == "succeeded" and run["facts"]["update_class"] == "critical"
+    etc_backup = Path(run["facts"]["etc_backup"])
+    assert etc_backup.exists() and (etc_backup.stat().st_mode & 0o777) == 0o600
+    manifest = json.loads(Path(f"{etc_backup}.manifest.json").read_text())
+    assert manifest["size"] == etc_backup.stat().st_size and manifest["source"] == "/etc"
+    assert Path(run["facts"]["backup"]).exists()
+    assert any(HELD in line for line in run["facts"]["held_back"])
+    report = (system_update.state_dir() / "updates").glob("*-update_system.report.md")
+    assert f"{HELD}: held with" in next(report).read_text()
+
+
+@pytest.mark.django_db
+def test_a_failing_postinst_is_reported_with_exit_1_and_the_next_run_repairs_dpkg(repository, capsys):
+    repository.add(DUMMY, "3.0", postinst_fails=True)
+    with pytest.raises(CommandError) as failure:
+        call_command("update_system")
+    assert failure.value.returncode == 1
+    assert "the system upgrade failed" in str(failure.value) and "/etc was saved to" in str(failure.value)
+    run = json.loads(
+        sorted((system_update.state_dir() / "updates").glob("*-update_system.json"))[-1].read_text()
+    )
+    assert run["status"] == "failed" and Path(run["facts"]["etc_backup"]).exists()
+    assert [s["status"] for s in run["steps"]] == ["done", "failed"]  # backup done, upgrade failed
+
+    call_command("update_system", "--dry-run")
+    assert "dpkg was interrupted" in capsys.readouterr().out  # a dry run only reports it
+
+    Path(f"/var/lib/dpkg/info/{DUMMY}.postinst").write_text("#!/bin/sh\nexit 0\n")  # the cause is fixed
+    call_command("update_system")
+    out = capsys.readouterr().out
+    assert "Repaired an interrupted dpkg run" in out and "No package to upgrade." in out
+    status = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", DUMMY], capture_output=True, text=True
+    ).stdout
+    assert status == "install ok installed" and installed_version(DUMMY) == "3.0"
+
+
+def test_package_names_are_validated_before_apt_sees_them():
+    with pytest.raises(CommandError) as refused:
+        call_command("update_system", "--packages", "nginx;rm -rf /", "--dry-run")
+    assert refused.value.returncode == 2 and "is not a Debian package name" in str(refused.value)
+
+
+def test_a_venv_made_for_another_python_minor_is_noticed(tmp_path):
+    import sys
+
+    config = tmp_path / "pyvenv.cfg"
+    config.write_text(f"home = {Path(sys.base_prefix) / 'bin'}\nversion = 3.9.2\n")
+    changed = system_update.python_changed(config)
+    assert changed is not None and changed[1:] == ("3.9", f"{sys.version_info[0]}.{sys.version_info[1]}")
+    config.write_text(
+        f"home = {Path(sys.base_prefix) / 'bin'}\nversion = {sys.version_info[0]}.{sys.version_info[1]}.0\n"
+    )
+    assert system_update.python_changed(config) is None

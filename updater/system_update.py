@@ -1,0 +1,286 @@
+"""update_system: operating-system packages under the same lock, journal, policy, report and
+notifications as application updates (the handbook's third procedure, without its manual steps).
+
+1. interrupted dpkg state is repaired first (`dpkg --configure -a`);
+2. what can be upgraded, with origins and versions, and what is held back and why; the update class
+   (critical for security origins, important for web server / database / Python packages, routine
+   otherwise) and its window;
+3. /etc (tar.gz, 0600, manifest) and the database are backed up;
+4. the upgrade runs non-interactively, keeping existing configuration files, with a timeout;
+5. services shipped by upgraded packages are restarted, databases before web servers; release venvs
+   are rebuilt when the Python minor version changed; the app server is reloaded; a pending reboot is
+   reported (never performed);
+6. verify: MONITORED_SERVICES active, the health URL answers, the smoke checks pass.
+Packages cannot be downgraded safely, so a failure is reported (exit 1) with the /etc backup to
+restore from, rather than undone.
+"""
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import tarfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+from django.conf import settings
+
+from updater import aftermath, backups, journal, locks, pipeline, policy, system_packages, venvs
+from updater.system_packages import AptError, Held, Upgrade
+
+_CLASS_RANK = {policy.ROUTINE: 0, policy.IMPORTANT: 1, policy.CRITICAL: 2}
+
+
+@dataclass(frozen=True)
+class SystemOptions:
+    security_only: bool = False
+    packages: tuple[str, ...] = ()
+    dry_run: bool = False
+    ignore_window: bool = False
+    refresh: bool = True
+
+
+@dataclass
+class SystemPlan:
+    upgrades: list[Upgrade]
+    held: list[Held]
+    update_class: str
+    window: policy.WindowState
+    interrupted: str = ""
+
+
+@dataclass
+class SystemResult:
+    plan: SystemPlan
+    repaired: str = ""
+    run: journal.Journal | None = None
+    facts: dict = field(default_factory=dict)
+
+
+def state_dir() -> Path:
+    """shared/ in a deployment (beside the application's journal and lock), else the flag's folder."""
+    return Path(settings.MAINTENANCE_FLAG).parent
+
+
+def plan_system(options: SystemOptions) -> SystemPlan:
+    system_packages.validate_names(list(options.packages))
+    if options.refresh:
+        system_packages.refresh()
+    upgrades, held = system_packages.upgradable()
+    if options.security_only:
+        upgrades = [u for u in upgrades if u.security]
+    if options.packages:
+        upgrades = [u for u in upgrades if u.name in options.packages]
+        held = [h for h in held if h.name in options.packages]
+    update_class = max(
+        (u.update_class for u in upgrades), key=_CLASS_RANK.__getitem__, default=policy.ROUTINE
+    )
+    return SystemPlan(
+        upgrades, held, update_class, policy.window_state(update_class), system_packages.interrupted()
+    )
+
+
+def update_system(options: SystemOptions) -> SystemResult:
+    directory = state_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        with locks.hold(directory / "update.lock", command="update_system"):
+            return _locked(directory, options)
+    except locks.LockHeld as held:
+        who = held.holder.describe() if held.holder else "another process"
+        raise pipeline.UpdateBusy(f"another update or rollback is running ({who})") from None
+
+
+def _locked(directory: Path, options: SystemOptions) -> SystemResult:
+    updates = directory / "updates"
+    if journal.unfinished(updates):
+        raise pipeline.UpdateRefused(
+            "an earlier run did not finish; run `manage.py rollback --recover` first"
+        )
+    repaired = ""
+    if not options.dry_run and system_packages.interrupted():
+        try:
+            repaired = system_packages.repair() or "dpkg --configure -a finished"
+        except AptError as error:
+            raise pipeline.UpdateFailed(
+                f"dpkg was left interrupted and could not be repaired: {error}"
+            ) from error
+    try:
+        plan = plan_system(options)
+    except AptError as error:
+        raise pipeline.UpdateRefused(f"the upgrade could not be planned: {error}") from error
+    result = SystemResult(plan, repaired)
+    if options.dry_run or not plan.upgrades:
+        return result
+    if not plan.window.open and not options.ignore_window:
+        opens = (
+            plan.window.next_opens_at.isoformat(timespec="minutes") if plan.window.next_opens_at else "never"
+        )
+        raise pipeline.UpdateRefused(
+            f"the upgrade is classed {plan.update_class}; its window ({plan.window.window}) is closed and "
+            f"next opens {opens}; pass --ignore-window to upgrade now"
+        )
+    names = [u.name for u in plan.upgrades]
+    run = journal.Journal.start(updates, "update_system", None, f"{len(names)} system package(s)")
+    result.run = run
+    run.record(
+        update_class=plan.update_class,
+        packages=[f"{u.name} {u.installed} -> {u.candidate} ({u.origins})" for u in plan.upgrades],
+        held_back=[f"{h.name}: {h.reason}" for h in plan.held],
+        dpkg_repaired=repaired or None,
+    )
+    aftermath.begin(run)
+    try:
+        with pipeline.step(run, "backup"):
+            run.record(etc_backup=backup_etc(Path(settings.SYSTEM_ETC_DIR), Path(settings.BACKUP_DIR)))
+            run.record(backup=backups.create_backup(reason="before update_system").path)
+        with pipeline.step(run, "upgrade"):
+            output = system_packages.upgrade(names)
+            run.record(apt_output_tail=output.strip().splitlines()[-20:])
+        with pipeline.step(run, "restart"):
+            _restart(run, names)
+        reboot = Path(settings.SYSTEM_REBOOT_FLAG)
+        if reboot.exists():
+            packages_file = Path(str(reboot) + ".pkgs")
+            needed_by = packages_file.read_text().split() if packages_file.exists() else []
+            run.record(reboot_required=needed_by or True)
+        with pipeline.step(run, "verify"):
+            _verify(run)
+    except Exception as error:
+        cause = f"{type(error).__name__}: {error}"
+        aftermath.conclude(run, journal.FAILED, cause, changed=True)
+        where = run.fact("etc_backup")
+        hint = f"; /etc was saved to {where}" if where else ""
+        raise pipeline.UpdateFailed(f"the system upgrade failed: {cause}{hint}") from error
+    aftermath.conclude(run, journal.SUCCEEDED, changed=True)
+    result.facts = run.data["facts"]
+    return result
+
+
+def _restart(run: journal.Journal, names: list[str]) -> None:
+    units = system_packages.units_of(names)
+    if units and system_packages.systemd_running():
+        for unit in units:
+            system_packages.restart(unit)
+        run.record(restarted=units)
+    elif units:
+        run.record(not_restarted=units, restart_note="systemd is not running here")
+    rebuilt = rebuild_venv_if_python_changed()
+    if rebuilt:
+        run.record(venv_rebuilt=rebuilt)
+    pipeline.reload_app_server()  # the app server picks up upgraded libraries (and a rebuilt venv)
+
+
+def _verify(run: journal.Journal) -> None:
+    from monitoring.system_check import probe_services
+    from updater.smoke import run_smoke_checks
+
+    if settings.MONITORED_SERVICES and system_packages.systemd_running():
+        states = probe_services(settings.MONITORED_SERVICES)
+        down = {name: state for name, state in states.items() if state != "active"}
+        if down:
+            raise RuntimeError(f"services not active after the upgrade: {down}")
+        run.record(services=states)
+    if settings.UPDATER_HEALTH_URL:
+        response = requests.get(settings.UPDATER_HEALTH_URL, timeout=10)
+        if response.status_code != 200:
+            raise RuntimeError(f"{settings.UPDATER_HEALTH_URL} answered HTTP {response.status_code}")
+    run.record(smoke_checks=run_smoke_checks())
+
+
+def backup_etc(source: Path, directory: Path) -> Path:
+    """source as tar.gz (tmp + fsync + rename, 0600) and a manifest; unreadable files are skipped, listed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = directory / f"etc-{socket.gethostname()}-{stamp}.tar.gz"
+    temporary = target.with_name(f".{target.name}.tmp")
+    skipped: list[str] = []
+
+    def readable(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        path = source.parent / info.name
+        if info.isfile() and not os.access(path, os.R_OK):
+            skipped.append(info.name)
+            return None
+        return None if not (info.isfile() or info.isdir() or info.issym()) else info
+
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as raw:
+        with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as archive:
+            archive.add(source, arcname=source.name, filter=readable)
+        raw.flush()
+        os.fsync(raw.fileno())
+    os.replace(temporary, target)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    manifest = {"file": target.name, "source": str(source), "sha256": digest, "size": target.stat().st_size,
+                "created_at": stamp, "skipped": skipped}  # fmt: skip
+    manifest_path = target.with_name(target.name + ".manifest.json")
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    manifest_path.chmod(0o600)
+    return target
+
+
+def rebuild_venv_if_python_changed() -> str | None:
+    """When the system Python's minor version moved under the running venv, build the venv again for the
+    new one (keyed by requirements and Python version) and link it, before the app server reloads."""
+    from updater import deployment
+
+    try:
+        root = deployment.find_root()
+    except deployment.NotADeployment:
+        return None
+    release = root.current_release()
+    venv_config = release / ".venv" / "pyvenv.cfg" if release else None
+    if venv_config is None or not venv_config.exists():
+        return None
+    changed = python_changed(venv_config)
+    if not changed:
+        return None
+    base_python, old, new = changed
+    wheelhouse = Path(settings.UPDATER_WHEELHOUSE) if settings.UPDATER_WHEELHOUSE else None
+    venv = venvs.ensure_venv(
+        root.venvs, release / "requirements.txt", python=base_python, wheelhouse=wheelhouse
+    )
+    venvs.link(release, venv)
+    return f"Python {old} -> {new}: {venv.path}"
+
+
+def python_changed(venv_config: Path) -> tuple[str, str, str] | None:
+    """(base interpreter, old minor, new minor) when the venv was made for another minor version."""
+    values = dict(
+        line.split("=", 1) for line in venv_config.read_text().splitlines() if "=" in line
+    )  # fmt: skip
+    values = {key.strip(): value.strip() for key, value in values.items()}
+    home, version = values.get("home", ""), values.get("version", values.get("version_info", ""))
+    base = Path(home) / "python3"
+    if not version or not base.exists():
+        return None
+    old = ".".join(version.split(".")[:2])
+    now = subprocess.run([str(base), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout.strip()  # fmt: skip
+    return (str(base), old, now) if now != old else None
+
+
+def describe(plan: SystemPlan, *, dry_run: bool = True) -> str:
+    """The plan as text for update_system and update_plan --system."""
+    lines = []
+    if plan.interrupted:
+        lines.append(
+            "dpkg was interrupted; update_system repairs it (dpkg --configure -a) before anything else:"
+        )
+        lines.append("  " + plan.interrupted.splitlines()[0])
+    if plan.upgrades:
+        verb = "Would upgrade" if dry_run else "Upgrading"
+        window = f"window {plan.window.window}: {'open' if plan.window.open else 'closed'}"
+        lines.append(f"{verb} {len(plan.upgrades)} package(s), class {plan.update_class} ({window}):")
+        lines += [
+            f"  {u.name} {u.installed} -> {u.candidate}  [{u.update_class}; {u.origins}]"
+            for u in plan.upgrades
+        ]
+    else:
+        lines.append("No package to upgrade.")
+    for held in plan.held:
+        lines.append(f"Held back: {held.name}: {held.reason}")
+    return "\n".join(lines)
