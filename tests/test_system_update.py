@@ -123,9 +123,13 @@ def test_upgrade_keeps_local_conffiles_reports_held_packages_and_dry_run_changes
     assert installed_version(DUMMY) == "1.0"
     assert not list(Path(system_update.state_dir()).glob("updates/*.json"))
 
+    reboot = Path(system_update.settings.SYSTEM_REBOOT_FLAG)
+    reboot.write_text("*** System restart required ***\n")  # as a kernel upgrade would leave it
+    Path(f"{reboot}.pkgs").write_text("linux-image-amd64\n")
     call_command("update_system")
     done = capsys.readouterr().out
     assert installed_version(DUMMY) == "2.0" and installed_version(HELD) == "1.0"
+    assert "A reboot is required (not done by update_system)." in done and reboot.exists()
     assert "local_change=kept" in CONFFILE.read_text()  # the admin's file stays; the new one is beside it
     assert Path(f"{CONFFILE}.dpkg-dist").read_text() == "shipped_by=2.0\n"
     assert f"Held back: {HELD}" in done
@@ -139,6 +143,7 @@ def test_upgrade_keeps_local_conffiles_reports_held_packages_and_dry_run_changes
     assert manifest["size"] == etc_backup.stat().st_size and manifest["source"] == "/etc"
     assert Path(run["facts"]["backup"]).exists()
     assert any(HELD in line for line in run["facts"]["held_back"])
+    assert run["facts"]["reboot_required"] == ["linux-image-amd64"]
     report = (system_update.state_dir() / "updates").glob("*-update_system.report.md")
     assert f"{HELD}: held with" in next(report).read_text()
 
@@ -186,3 +191,27 @@ def test_a_venv_made_for_another_python_minor_is_noticed(tmp_path):
         f"home = {Path(sys.base_prefix) / 'bin'}\nversion = {sys.version_info[0]}.{sys.version_info[1]}.0\n"
     )
     assert system_update.python_changed(config) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "origins", "expected"),
+    [
+        ("openssl", "Debian-Security:12/stable-security", "critical"),
+        ("mariadb-server", "Debian:12.8/stable", "important"),
+        ("python3.11", "Debian:12.8/stable", "important"),
+        ("apache2-bin", "Debian:12.8/stable", "important"),
+        ("less", "Debian:12.8/stable", "routine"),
+    ],
+)
+def test_packages_are_classed_by_origin_and_by_what_they_are(name, origins, expected):
+    from updater import system_packages
+
+    assert system_packages.classify(name, origins) == expected
+
+
+def test_services_restart_databases_first_and_web_servers_last():
+    from updater import system_packages
+
+    units = ["apache2.service", "cron.service", "mariadb.service", "nginx.service", "ssh.service"]
+    ordered = sorted(units, key=system_packages._restart_order)
+    assert ordered == ["mariadb.service", "cron.service", "ssh.service", "apache2.service", "nginx.service"]
