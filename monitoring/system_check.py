@@ -50,8 +50,29 @@ def run_round(now: float | None = None, *, send: bool = True) -> Round:
     outcome = Round(results, raised)
     if send:
         outcome.deliveries = [delivery for alert in raised for delivery in deliver(alert)]
+        page = _status_page_state(data["alerts"])
+        if (
+            settings.STATUS_PAGE_URL
+            and page != data.get("status_page")
+            and not Path(settings.MAINTENANCE_FLAG).exists()
+        ):
+            delivery = notifications.set_status_page(page)
+            outcome.deliveries.append(delivery)
+            if delivery.ok:
+                data["status_page"] = page  # a failed call is tried again next round
     state.save(data)
     return outcome
+
+
+def _status_page_state(levels: dict) -> str:
+    """The component's state from the alert levels: critical -> partial outage, warning -> degraded.
+    During an update the updater owns the status page (under maintenance), so this round leaves it."""
+    ranks = {entry.get("level") for entry in levels.values()}
+    if alerts.CRITICAL in ranks:
+        return notifications.PARTIAL_OUTAGE
+    if alerts.WARNING in ranks:
+        return notifications.DEGRADED
+    return notifications.OPERATIONAL
 
 
 def probe_services(names: list[str]) -> dict[str, str]:

@@ -103,10 +103,12 @@ def test_check_system_alerts_by_email_and_slack_once_then_resolves_once(settings
     settings.LOAD_WARN_PER_CORE = settings.LOAD_CRIT_PER_CORE = 1e9
     settings.MEMORY_WARN_PERCENT = settings.MEMORY_CRIT_PERCENT = 100.0
     settings.DISK_WARN_PERCENT, settings.DISK_CRIT_PERCENT = 0.0, 0.001  # any used disk is critical
-    with Mailbox() as smtp, Webhook(200) as slack:
+    settings.MAINTENANCE_FLAG = str(tmp_path / "maintenance")
+    with Mailbox() as smtp, Webhook(200) as slack, Webhook(200) as status_page:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
         settings.ALERT_EMAILS, settings.SLACK_WEBHOOK_URL = ["ops@example.org"], slack.url()
+        settings.STATUS_PAGE_URL = status_page.url("/components/7")
         call_command("check_system")
         call_command("check_system")  # still critical: nothing new
         settings.DISK_WARN_PERCENT, settings.DISK_CRIT_PERCENT = 99.9, 100.0
@@ -115,6 +117,8 @@ def test_check_system_alerts_by_email_and_slack_once_then_resolves_once(settings
     subjects = [message.subject for message in smtp.received]
     assert [s.split(" helpdesk ")[0] for s in subjects if "disk /" in s] == ["[CRITICAL]", "[RESOLVED]"]
     assert len(slack.calls) == len(smtp.received)
+    pages = [call.body["component"]["status"] for call in status_page.calls]
+    assert pages == ["partial_outage", "degraded_performance"]  # disk critical; then only "no backup" warns
     assert any("disk / is critical" in call.body["text"] for call in slack.calls)
     saved = state.load()
     assert (

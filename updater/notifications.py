@@ -19,7 +19,10 @@ logger = logging.getLogger(__name__)
 
 MODES = ("always", "on-change", "only-on-error")
 UNDER_MAINTENANCE, OPERATIONAL = "under_maintenance", "operational"
-_CACHET_STATUS = {OPERATIONAL: 1, UNDER_MAINTENANCE: 2}  # Cachet has no maintenance state for components
+DEGRADED, PARTIAL_OUTAGE = "degraded_performance", "partial_outage"
+# Cachet's component statuses: 1 operational, 2 performance issues, 3 partial outage, 4 major outage
+# (it has no maintenance state for components, so maintenance shows as performance issues).
+_CACHET_STATUS = {OPERATIONAL: 1, UNDER_MAINTENANCE: 2, DEGRADED: 2, PARTIAL_OUTAGE: 3}
 
 
 @dataclass(frozen=True)
