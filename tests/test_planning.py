@@ -62,3 +62,31 @@ def test_a_finished_run_is_emailed_only_when_the_mode_says_so(settings, tmp_path
         report = aftermath.conclude(run, status, None if status == "succeeded" else "it broke", changed=True)
     assert len(smtp.received) == emails
     assert report.read_text().startswith(f"# [{reports.FLAGS[status]}] helpdesk update v1.0.0 -> v2.0.0")
+
+
+@pytest.mark.django_db
+def test_update_report_renders_a_kept_run_and_emails_it(settings, tmp_path, capsys):
+    from django.core.management import call_command
+
+    root = tmp_path / "srv"
+    for folder in ("releases", "shared/updates", "repo.git"):
+        (root / folder).mkdir(parents=True)
+    (root / "repo.git" / "HEAD").write_text("ref: refs/heads/main\n")
+    settings.UPDATER_ROOT = str(root)
+    run = journal.Journal.start(root / "shared" / "updates", "update", "v1.0.0", "v1.1.0", actor="marta")
+    run.record(
+        changelog=[{"sha": "abc", "type": "fix", "subject": "fix: date in the list", "breaking": False}]
+    )
+    run.step_started("prepare")
+    run.step_finished("prepare")
+    run.finish(journal.SUCCEEDED)
+    call_command("update_report", "--last", "--format", "markdown")
+    text = capsys.readouterr().out
+    assert text.startswith("# [OK] helpdesk update v1.0.0 -> v1.1.0")
+    assert "- run " in text and "by marta" in text and "- fix: date in the list" in text
+    with Mailbox() as smtp:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
+        settings.NOTIFY_EMAILS = ["ops@example.org"]
+        call_command("update_report", "--run", run.data["id"][:12], "--email")
+    assert smtp.received[0].subject.startswith("[OK] helpdesk update v1.0.0 -> v1.1.0")
