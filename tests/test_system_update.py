@@ -116,6 +116,13 @@ def test_upgrade_keeps_local_conffiles_reports_held_packages_and_dry_run_changes
     repository.add(DUMMY, "2.0")
     repository.add(HELD, "2.0")
 
+    call_command("update_plan", "--system", "--format", "json")
+    plan = json.loads(capsys.readouterr().out)
+    assert [(u["name"], u["installed"], u["candidate"], u["security"]) for u in plan["upgrades"]] == [
+        (DUMMY, "1.0", "2.0", True)
+    ]
+    assert plan["update_class"] == "critical" and [h["name"] for h in plan["held_back"]] == [HELD]
+
     call_command("update_system", "--dry-run")
     planned = capsys.readouterr().out
     assert f"  {DUMMY} 1.0 -> 2.0  [critical; Debian-Security:stable-security]" in planned
