@@ -121,18 +121,15 @@ def ticket_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def comment_add(request: HttpRequest, pk: int) -> HttpResponse:
     user = request.user
     ticket = access.get_visible_ticket(user, pk)
-    form = CommentForm(request.POST, user=user)
-    if form.is_valid():
-        try:
-            tickets.add_comment(
-                ticket, user, form.cleaned_data["body"], form.cleaned_data.get("is_internal", False)
-            )
-        except ValidationError as error:
-            _add_errors(form, error)
-        else:
-            messages.success(request, _("Comment added."))
-            return redirect(f"{ticket.get_absolute_url()}#comments")
-    return _render_detail(request, ticket, comment_form=form, status=400)
+    return _submit_on_ticket(
+        request,
+        ticket,
+        CommentForm(request.POST, user=user),
+        lambda data: tickets.add_comment(ticket, user, data["body"], data.get("is_internal", False)),
+        success=_("Comment added."),
+        anchor="comments",
+        form_name="comment_form",
+    )
 
 
 @require_POST
@@ -144,16 +141,31 @@ def attachment_upload(request: HttpRequest, pk: int) -> HttpResponse:
     if int(request.META.get("CONTENT_LENGTH") or 0) > settings.ATTACHMENT_MAX_BYTES + UPLOAD_OVERHEAD_BYTES:
         messages.error(request, _("The file is too large; the limit is %(limit)s.") % {"limit": _limit()})
         return _render_detail(request, ticket, status=413)
-    form = AttachmentForm(request.POST, request.FILES)
+    return _submit_on_ticket(
+        request,
+        ticket,
+        AttachmentForm(request.POST, request.FILES),
+        lambda data: tickets.add_attachment(ticket, user, data["file"]),
+        success=_("File attached."),
+        anchor="attachments",
+        form_name="attachment_form",
+    )
+
+
+def _submit_on_ticket(
+    request, ticket, form, action, *, success: str, anchor: str, form_name: str
+) -> HttpResponse:
+    """A form posted from a ticket's page: valid and accepted by the domain -> message and back to the
+    section; otherwise the page again with the form's errors and status 400."""
     if form.is_valid():
         try:
-            tickets.add_attachment(ticket, user, form.cleaned_data["file"])
+            action(form.cleaned_data)
         except ValidationError as error:
             _add_errors(form, error)
         else:
-            messages.success(request, _("File attached."))
-            return redirect(f"{ticket.get_absolute_url()}#attachments")
-    return _render_detail(request, ticket, attachment_form=form, status=400)
+            messages.success(request, success)
+            return redirect(f"{ticket.get_absolute_url()}#{anchor}")
+    return _render_detail(request, ticket, status=400, **{form_name: form})
 
 
 @require_GET
