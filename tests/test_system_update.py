@@ -222,3 +222,35 @@ def test_services_restart_databases_first_and_web_servers_last():
     units = ["apache2.service", "cron.service", "mariadb.service", "nginx.service", "ssh.service"]
     ordered = sorted(units, key=system_packages._restart_order)
     assert ordered == ["mariadb.service", "cron.service", "ssh.service", "apache2.service", "nginx.service"]
+
+
+def test_release_venvs_are_rebuilt_when_the_python_minor_version_moved(settings, tmp_path):
+    import sys
+
+    from tests.support.deployments import REPO_ROOT, wheelhouse_for
+
+    root = tmp_path / "srv"
+    release = root / "releases" / "v1.0.0"
+    release.mkdir(parents=True)
+    (root / "shared").mkdir()
+    (root / "repo.git").mkdir()
+    (root / "repo.git" / "HEAD").write_text("ref: refs/heads/main\n")
+    shutil.copy(REPO_ROOT / "requirements.txt", release / "requirements.txt")
+    old_venv = tmp_path / "old-venv"  # what a Python 3.9 venv's configuration says
+    old_venv.mkdir()
+    (old_venv / "pyvenv.cfg").write_text(f"home = {Path(sys.base_prefix) / 'bin'}\nversion = 3.9.2\n")
+    (release / ".venv").symlink_to(old_venv)
+    (root / "current").symlink_to("releases/v1.0.0")
+    settings.UPDATER_ROOT = str(root)
+    settings.UPDATER_WHEELHOUSE = str(wheelhouse_for(REPO_ROOT / "requirements.txt"))
+
+    rebuilt = system_update.rebuild_venv_if_python_changed()
+    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert len(rebuilt) == 1 and rebuilt[0].startswith(f"v1.0.0: Python 3.9 -> {minor}")
+    linked = (release / ".venv").resolve()
+    assert linked.parent == root / "shared" / "venvs"
+    python = str(release / ".venv" / "bin" / "python")
+    works = subprocess.run([python, "-c", "import django; print(django.VERSION[:2])"], capture_output=True, text=True,
+                           check=True)  # fmt: skip
+    assert works.stdout.strip() == "(5, 2)"
+    assert system_update.rebuild_venv_if_python_changed() == []  # now it matches

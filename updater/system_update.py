@@ -222,29 +222,30 @@ def backup_etc(source: Path, directory: Path) -> Path:
     return target
 
 
-def rebuild_venv_if_python_changed() -> str | None:
-    """When the system Python's minor version moved under the running venv, build the venv again for the
-    new one (keyed by requirements and Python version) and link it, before the app server reloads."""
+def rebuild_venv_if_python_changed() -> list[str]:
+    """When the system Python's minor version moved under the release venvs, build them again for the
+    new one (venvs are keyed by requirements and Python version) and link them, before the app server
+    reloads — the current release, and the previous one so that a rollback still has a working venv."""
     from updater import deployment
 
     try:
         root = deployment.find_root()
     except deployment.NotADeployment:
-        return None
-    release = root.current_release()
-    venv_config = release / ".venv" / "pyvenv.cfg" if release else None
-    if venv_config is None or not venv_config.exists():
-        return None
-    changed = python_changed(venv_config)
-    if not changed:
-        return None
-    base_python, old, new = changed
+        return []
     wheelhouse = Path(settings.UPDATER_WHEELHOUSE) if settings.UPDATER_WHEELHOUSE else None
-    venv = venvs.ensure_venv(
-        root.venvs, release / "requirements.txt", python=base_python, wheelhouse=wheelhouse
-    )
-    venvs.link(release, venv)
-    return f"Python {old} -> {new}: {venv.path}"
+    rebuilt = []
+    for release in filter(None, (root.current_release(), root.previous_release())):
+        venv_config = release / ".venv" / "pyvenv.cfg"
+        changed = python_changed(venv_config) if venv_config.exists() else None
+        if not changed:
+            continue
+        base_python, old, new = changed
+        venv = venvs.ensure_venv(
+            root.venvs, release / "requirements.txt", python=base_python, wheelhouse=wheelhouse
+        )
+        venvs.link(release, venv)
+        rebuilt.append(f"{release.name}: Python {old} -> {new}, {venv.path}")
+    return rebuilt
 
 
 def python_changed(venv_config: Path) -> tuple[str, str, str] | None:
