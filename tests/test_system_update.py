@@ -250,7 +250,7 @@ def test_release_venvs_are_rebuilt_when_the_python_minor_version_moved(settings,
     linked = (release / ".venv").resolve()
     assert linked.parent == root / "shared" / "venvs"
     python = str(release / ".venv" / "bin" / "python")
-    works = subprocess.run([python, "-c", "import django; print(django.VERSION[:2])"], capture_output=True, text=True,
-                           check=True)  # fmt: skip
+    probe = [python, "-c", "import django; print(django.VERSION[:2])"]
+    works = subprocess.run(probe, capture_output=True, text=True, check=True)
     assert works.stdout.strip() == "(5, 2)"
     assert system_update.rebuild_venv_if_python_changed() == []  # now it matches
