@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,12 +81,20 @@ class Options:
 def update(root: DeploymentRoot, tag: str, options: Options | None = None) -> UpdateResult:
     options = options or Options()
     git_repo.validate_tag_name(tag)
-    try:
-        with locks.hold(root.lock_file, command=f"update --version {tag}"):
-            return _update_locked(root, tag, options)
-    except locks.LockHeld as held:
-        who = held.holder.describe() if held.holder else "another process"
-        raise UpdateBusy(f"another update or rollback is running ({who})") from None
+    with exclusive(root.lock_file, f"update --version {tag}"):
+        return _update_locked(root, tag, options)
+
+
+@contextmanager
+def exclusive(lock_file: Path, command: str) -> Iterator[None]:
+    """The update lock shared by every run that changes the site; UpdateBusy naming its holder if taken."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(locks.hold(lock_file, command=command))
+        except locks.LockHeld as held:
+            who = held.holder.describe() if held.holder else "another process"
+            raise UpdateBusy(f"another update or rollback is running ({who})") from None
+        yield
 
 
 def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateResult:

@@ -8,7 +8,7 @@ database restored from the run's backup if migrations had started, maintenance m
 from dataclasses import dataclass
 from pathlib import Path
 
-from updater import aftermath, backups, journal, locks, pipeline
+from updater import aftermath, backups, journal, pipeline
 from updater.deployment import DeploymentRoot
 
 
@@ -20,12 +20,8 @@ class Recovered:
 
 
 def recover(root: DeploymentRoot) -> list[Recovered]:
-    try:
-        with locks.hold(root.lock_file, command="rollback --recover"):
-            return [_recover_one(root, run) for run in journal.unfinished(root.updates)]
-    except locks.LockHeld as held:
-        who = held.holder.describe() if held.holder else "another process"
-        raise pipeline.UpdateBusy(f"another update or rollback is running ({who})") from None
+    with pipeline.exclusive(root.lock_file, "rollback --recover"):
+        return [_recover_one(root, run) for run in journal.unfinished(root.updates)]
 
 
 def _recover_one(root: DeploymentRoot, run: journal.Journal) -> Recovered:

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
-from updater import aftermath, backups, deployment, journal, locks, pipeline, releases
+from updater import aftermath, backups, deployment, journal, pipeline, releases
 from updater.deployment import DeploymentRoot
 
 # Asked of the newer release's Python: which of these applied migrations cannot be reversed?
@@ -70,12 +70,8 @@ def rollback(
 ) -> RollbackResult:
     """db: "auto" reverses migrations when all are reversible and restores the backup otherwise;
     "migrate", "restore" and "keep" insist. A restore only happens when confirm(plan) says yes."""
-    try:
-        with locks.hold(root.lock_file, command=f"rollback --to {to or 'previous'} --db {db}"):
-            return _rollback_locked(root, to, db, force, confirm)
-    except locks.LockHeld as held:
-        who = held.holder.describe() if held.holder else "another process"
-        raise pipeline.UpdateBusy(f"another update or rollback is running ({who})") from None
+    with pipeline.exclusive(root.lock_file, f"rollback --to {to or 'previous'} --db {db}"):
+        return _rollback_locked(root, to, db, force, confirm)
 
 
 def _rollback_locked(

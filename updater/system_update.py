@@ -28,7 +28,7 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
-from updater import aftermath, backups, journal, locks, pipeline, policy, system_packages, venvs
+from updater import aftermath, backups, journal, pipeline, policy, system_packages, venvs
 from updater.system_packages import AptError, Held, Upgrade
 
 _CLASS_RANK = {policy.ROUTINE: 0, policy.IMPORTANT: 1, policy.CRITICAL: 2}
@@ -86,12 +86,8 @@ def plan_system(options: SystemOptions) -> SystemPlan:
 def update_system(options: SystemOptions) -> SystemResult:
     directory = state_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    try:
-        with locks.hold(directory / "update.lock", command="update_system"):
-            return _locked(directory, options)
-    except locks.LockHeld as held:
-        who = held.holder.describe() if held.holder else "another process"
-        raise pipeline.UpdateBusy(f"another update or rollback is running ({who})") from None
+    with pipeline.exclusive(directory / "update.lock", "update_system"):
+        return _locked(directory, options)
 
 
 def _locked(directory: Path, options: SystemOptions) -> SystemResult:

@@ -3,6 +3,7 @@ import socket
 from django.core.management.base import BaseCommand, CommandError
 
 from updater import aftermath, auto, deployment, git_repo, pipeline, policy
+from updater.command_options import outcome_as_exit_code
 
 
 class Command(BaseCommand):
@@ -41,14 +42,8 @@ class Command(BaseCommand):
             if options["verbosity"] >= 2:
                 self.stdout.write(f"Nothing applied ({decision.action}): {decision.reason or 'up to date'}")
             return
-        try:
+        with outcome_as_exit_code("auto_update"):
             result = pipeline.update(root, decision.tag, pipeline.Options(actor="auto_update"))
-        except (pipeline.UpdateRefused, git_repo.InvalidVersion) as error:
-            raise CommandError(f"auto_update refused, nothing was changed: {error}", returncode=2) from error
-        except pipeline.UpdateBusy as error:
-            raise CommandError(f"auto_update refused: {error}", returncode=3) from error
-        except pipeline.UpdateFailed as error:
-            raise CommandError(str(error), returncode=1) from error
         plan = result.plan
         self.stdout.write(
             self.style.SUCCESS(

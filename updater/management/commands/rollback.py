@@ -2,8 +2,9 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from updater import deployment, pipeline, recovery
+from updater import deployment, recovery
 from updater import rollback as rollbacks
+from updater.command_options import outcome_as_exit_code
 
 
 class Command(BaseCommand):
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-input", action="store_true", help="do not ask before restoring a backup")
 
     def handle(self, *args, **options):
-        try:
+        with outcome_as_exit_code("Rollback"):
             root = deployment.find_root()
             if options["recover"]:
                 return self._recover(root)
@@ -34,14 +35,6 @@ class Command(BaseCommand):
                 force=options["force"],
                 confirm=self._confirm_restore if not options["no_input"] else self._announce_restore,
             )
-        except deployment.NotADeployment as error:
-            raise CommandError(str(error), returncode=2) from error
-        except pipeline.UpdateRefused as error:
-            raise CommandError(f"Rollback refused, nothing was changed: {error}", returncode=2) from error
-        except pipeline.UpdateBusy as error:
-            raise CommandError(f"Rollback refused: {error}", returncode=3) from error
-        except pipeline.UpdateFailed as error:
-            raise CommandError(str(error)) from error
         self.stdout.write(
             self.style.SUCCESS(
                 f"Rolled back {result.from_version} -> {result.to_version}; database {result.database}."

@@ -1,7 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from updater import deployment, git_repo, pipeline
-from updater.command_options import OwnVersionOption
+from updater import deployment, pipeline
+from updater.command_options import OwnVersionOption, outcome_as_exit_code
 
 
 class Command(OwnVersionOption, BaseCommand):
@@ -20,7 +20,7 @@ class Command(OwnVersionOption, BaseCommand):
         parser.add_argument("--no-input", action="store_true", help="never ask (for cron and scripts)")
 
     def handle(self, *args, **options):
-        try:
+        with outcome_as_exit_code("Update"):
             root = deployment.find_root()
             result = pipeline.update(
                 root,
@@ -32,14 +32,6 @@ class Command(OwnVersionOption, BaseCommand):
                     ignore_window=options["ignore_window"],
                 ),
             )
-        except deployment.NotADeployment as error:
-            raise CommandError(str(error), returncode=2) from error
-        except (pipeline.UpdateRefused, git_repo.InvalidVersion) as error:
-            raise CommandError(f"Update refused, nothing was changed: {error}", returncode=2) from error
-        except pipeline.UpdateBusy as error:
-            raise CommandError(f"Update refused: {error}", returncode=3) from error
-        except pipeline.UpdateFailed as error:
-            raise CommandError(str(error), returncode=1) from error
         plan = result.plan
         migrations = ", ".join(plan.pending_migrations) or "none"
         if options["dry_run"]:

@@ -1,6 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from updater import pipeline, policy, system_packages, system_update
+from updater import policy, system_packages, system_update
+from updater.command_options import outcome_as_exit_code
 
 
 class Command(BaseCommand):
@@ -29,16 +30,8 @@ class Command(BaseCommand):
             ignore_window=options["ignore_window"],
             refresh=not options["no_refresh"],
         )
-        try:
+        with outcome_as_exit_code("update_system", refused=(system_packages.AptError, policy.PolicyError)):
             result = system_update.update_system(chosen)
-        except (system_packages.AptError, policy.PolicyError, pipeline.UpdateRefused) as error:
-            raise CommandError(
-                f"update_system refused, nothing was changed: {error}", returncode=2
-            ) from error
-        except pipeline.UpdateBusy as error:
-            raise CommandError(f"update_system refused: {error}", returncode=3) from error
-        except pipeline.UpdateFailed as error:
-            raise CommandError(str(error), returncode=1) from error
         if result.repaired:
             self.stdout.write(
                 f"Repaired an interrupted dpkg run (dpkg --configure -a): {result.repaired[-300:]}"
