@@ -2,29 +2,20 @@
 and its steps as proportions of the run (drawn as a timeline)."""
 
 import json
-import os
 from datetime import datetime
-from pathlib import Path
-
-from django.conf import settings
 
 HISTORY = 20
 
 
 def history(limit: int = HISTORY) -> list[dict]:
-    from updater.journal import JOURNAL_NAME
+    from updater import journal
 
-    directory = Path(settings.MAINTENANCE_FLAG).parent / "updates"
-    try:
-        names = sorted((n for n in os.listdir(directory) if JOURNAL_NAME.match(n)), reverse=True)[:limit]
-    except OSError:
-        return []
     runs = []
-    for name in names:
+    for path in reversed(journal.paths(journal.default_directory())[-limit:]):
         try:
-            run = json.loads((directory / name).read_text())
+            run = json.loads(path.read_text())
         except (OSError, ValueError):
-            continue
+            continue  # an unreadable journal is left out of the history, not an error page
         runs.append(_summary(run))
     return runs
 

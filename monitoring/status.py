@@ -65,17 +65,13 @@ def _cpu_percent(snapshot: dict) -> float:
 
 def last_update() -> dict | None:
     """The newest run in the deployment's journal (one file read; None outside a deployment)."""
-    from updater.journal import JOURNAL_NAME
+    from updater import journal
 
-    directory = Path(settings.MAINTENANCE_FLAG).parent / "updates"
-    try:
-        names = sorted(name for name in os.listdir(directory) if JOURNAL_NAME.match(name))
-    except OSError:
-        return None
-    if not names:
+    found = journal.paths(journal.default_directory())
+    if not found:
         return None
     try:
-        run = json.loads((directory / names[-1]).read_text())
+        run = json.loads(found[-1].read_text())
     except (OSError, ValueError):
         return None
     keys = ("id", "command", "from_version", "to_version", "status", "started_at", "finished_at", "actor")

@@ -122,10 +122,25 @@ def who_runs_this() -> str:
     return os.environ.get("SUDO_USER") or owner
 
 
-def all_journals(directory: Path) -> list[Journal]:
-    if not directory.is_dir():
+def default_directory() -> Path:
+    """shared/updates in a deployment: beside the maintenance flag that every release reads."""
+    from updater import maintenance
+
+    return maintenance.flag_path().parent / "updates"
+
+
+def paths(directory: Path) -> list[Path]:
+    """The journal files in a folder, oldest first (names begin with the UTC stamp); reports beside them
+    and other state files are not journals."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
         return []
-    return [Journal.load(path) for path in sorted(directory.glob("*.json")) if JOURNAL_NAME.match(path.name)]
+    return [directory / name for name in sorted(names) if JOURNAL_NAME.match(name)]
+
+
+def all_journals(directory: Path) -> list[Journal]:
+    return [Journal.load(path) for path in paths(directory)]
 
 
 def unfinished(directory: Path) -> list[Journal]:

@@ -87,11 +87,11 @@ def update_system(options: SystemOptions) -> SystemResult:
     directory = state_dir()
     directory.mkdir(parents=True, exist_ok=True)
     with pipeline.exclusive(directory / "update.lock", "update_system"):
-        return _locked(directory, options)
+        return _locked(options)
 
 
-def _locked(directory: Path, options: SystemOptions) -> SystemResult:
-    updates = directory / "updates"
+def _locked(options: SystemOptions) -> SystemResult:
+    updates = journal.default_directory()
     if journal.unfinished(updates):
         raise pipeline.UpdateRefused(
             "an earlier run did not finish; run `manage.py rollback --recover` first"
