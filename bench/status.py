@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from tests.support.mariadb import MariaDBServer  # noqa: E402
-from tests.support.processes import free_port, start_gunicorn, wait_until_serving  # noqa: E402
+from tests.support.processes import gunicorn_environment, start_gunicorn, wait_until_serving  # noqa: E402
 
 TOKEN = "bench-status-token"  # noqa: S105 (a throwaway server on the loopback)
 
@@ -40,7 +40,16 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="bench-status-") as tmp,
         MariaDBServer(Path(tmp) / "db") as server,
     ):
-        env = _environment(Path(tmp), server.url())
+        env = gunicorn_environment(
+            Path(tmp),
+            server.url(),
+            DJANGO_SETTINGS_MODULE="bench.healthcheck_settings",
+            BACKUP_DIR=str(Path(tmp) / "backups"),
+            MONITORING_TOKEN=TOKEN,
+            # deploy/gunicorn.conf.py recycles a worker every 2,000 requests (a guard against leaks); at
+            # thousands of requests a second that is a fork and a Django import every second, both sides.
+            GUNICORN_MAX_REQUESTS="0",
+        )
         manage = [sys.executable, str(REPO_ROOT / "manage.py")]
         for command in (["migrate", "-v", "0"], ["collectstatic", "--noinput", "-v", "0"]):
             subprocess.run([*manage, *command], env=env, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -70,30 +79,6 @@ def _wrk() -> str:
     if not found:
         raise SystemExit("wrk is needed: apt-get install wrk")
     return found
-
-
-def _environment(tmp: Path, database_url: str) -> dict[str, str]:
-    env_file = tmp / "bench.env"
-    env_file.write_text("")
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
-        "DJANGO_SETTINGS_MODULE": "bench.healthcheck_settings",
-        "ENV_FILE": str(env_file),
-        "ENVIRONMENT": "test",
-        "SECRET_KEY": "bench-" + "k" * 60,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": database_url,
-        "STATIC_ROOT": str(tmp / "static"),
-        "BACKUP_DIR": str(tmp / "backups"),
-        "MONITORING_TOKEN": TOKEN,
-        "LOG_LEVEL": "WARNING",
-        "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_ACCESSLOG": "",
-        # deploy/gunicorn.conf.py recycles a worker every 2,000 requests (a guard against leaks); at
-        # thousands of requests a second that is a fork and a Django import every second, for both sides.
-        "GUNICORN_MAX_REQUESTS": "0",
-    }
 
 
 def _load(wrk: str, url: str, args, headers: list[str]) -> dict:

@@ -9,7 +9,6 @@ with the anchor/ours ratio. Issue targets: list p50 <= 30 ms, search p50 <= 150 
 """
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from tests.support.mariadb import MariaDBServer  # noqa: E402
-from tests.support.processes import free_port, login, start_gunicorn, wait_until_serving  # noqa: E402
+from tests.support.processes import gunicorn_environment, login, start_gunicorn, wait_until_serving  # noqa: E402
 
 CASES = [
     ("page 1", "/tickets/", "/admin/crm/ticket/"),
@@ -44,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-list-") as tmp, MariaDBServer(Path(tmp) / "db") as server:
-        env = _environment(Path(tmp), server.url())
+        env = gunicorn_environment(Path(tmp), server.url())
         manage = [sys.executable, str(REPO_ROOT / "manage.py")]
         for command in (
             ["migrate", "-v", "0"],
@@ -69,25 +68,6 @@ def main() -> None:
         finally:
             gunicorn.terminate()
             gunicorn.wait(timeout=30)
-
-
-def _environment(tmp: Path, database_url: str) -> dict[str, str]:
-    env_file = tmp / "bench.env"
-    env_file.write_text("")
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
-        "ENV_FILE": str(env_file),
-        "ENVIRONMENT": "test",
-        "SECRET_KEY": "bench-" + "k" * 60,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": database_url,
-        "STATIC_ROOT": str(tmp / "static"),
-        "MEDIA_ROOT": str(tmp / "media"),
-        "LOG_LEVEL": "WARNING",
-        "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_ACCESSLOG": "",
-    }
 
 
 def _measure(session: requests.Session, url: str, count: int) -> tuple[float, float]:
