@@ -159,12 +159,11 @@ def load() -> Check:
     )
 
 
-def services(snapshot: dict | None = None) -> Check:
+def services(snapshot: dict) -> Check:
     """Service states as check_system last saw them (a request never runs systemctl)."""
     wanted = settings.MONITORED_SERVICES
     if not wanted:
         return Check("services", PASS, 0, "inactive services", detail="none configured")
-    snapshot = snapshot if snapshot is not None else state.load().get("services", {})
     states = snapshot.get("states", {})
     age = time.time() - snapshot.get("checked_at", 0)
     stale = age > settings.MONITORING_STALE_SECONDS
@@ -176,11 +175,20 @@ def services(snapshot: dict | None = None) -> Check:
     return Check("services", FAIL if down else PASS, len(down), "inactive services", 1, 1, detail)
 
 
-def service_states(snapshot: dict | None = None) -> dict[str, bool]:
-    snapshot = snapshot if snapshot is not None else state.load().get("services", {})
+def service_states(snapshot: dict) -> dict[str, bool]:
     states = snapshot.get("states", {})
     return {name: states.get(name) == "active" for name in settings.MONITORED_SERVICES}
 
 
-def all_checks() -> list[Check]:
-    return [database(), migrations(), backup_age(), *disks(), memory(), load(), services()]
+def all_checks(saved: dict | None = None) -> list[Check]:
+    """Every check; `saved` is check_system's state when the caller has it at hand already."""
+    saved = saved if saved is not None else state.load()
+    return [
+        database(),
+        migrations(),
+        backup_age(),
+        *disks(),
+        memory(),
+        load(),
+        services(saved.get("services", {})),
+    ]

@@ -34,8 +34,7 @@ def run_round(now: float | None = None, *, send: bool = True) -> Round:
     data["cpu"] = {"at": now, "percent": psutil.cpu_percent(interval=1)}
     errors, data["logs"] = count_new_errors(settings.MONITORED_ERROR_LOGS, data.get("logs", {}))
     checks.clear_cache()
-    results = checks.all_checks()
-    results = [c if c.name != "services" else checks.services(data["services"]) for c in results]
+    results = checks.all_checks(data)  # with the service states just probed
     if settings.MONITORED_ERROR_LOGS:
         results.append(
             checks.graded(

@@ -31,7 +31,7 @@ class Decision:
 
 def decide(root: DeploymentRoot, at: datetime | None = None) -> Decision:
     at = at or datetime.now(UTC)
-    current = root.current_release().name if root.current_release() else None
+    current = pipeline.current_version(root)
     all_tags = git_repo.tags(root.repo)
     newer = all_tags[all_tags.index(current) + 1 :] if current in all_tags else []
     held: list[tuple[str, str]] = []

@@ -90,7 +90,8 @@ class Plan:
 
 def plan(root: DeploymentRoot, target: str | None = None, *, at: datetime | None = None) -> Plan:
     """The plan from the current release to `target` (default: the newest tag)."""
-    current = root.current_release().name if root.current_release() else None
+    release = root.current_release()
+    current = release.name if release else None
     all_tags = git_repo.tags(root.repo)
     if target is None:
         if not all_tags:
