@@ -196,13 +196,13 @@ UPDATER_ALLOWED_SIGNERS = config("UPDATER_ALLOWED_SIGNERS", default="")
 UPDATER_GNUPGHOME = config("UPDATER_GNUPGHOME", default="")
 UPDATER_MIN_FREE_BYTES = config("UPDATER_MIN_FREE_BYTES", default=1024**3, cast=int)
 
-# Update classes and their windows (the handbook's "Okna Czasowe"); see updater/policy.py for the format.
+# Update classes and their windows (the handbook's "Okna Czasowe"); see updater/plan/policy.py for the format.
 UPDATE_TIME_ZONE = config("UPDATE_TIME_ZONE", default=TIME_ZONE)
 UPDATE_WINDOW_CRITICAL = config("UPDATE_WINDOW_CRITICAL", default="always")
 UPDATE_WINDOW_IMPORTANT = config("UPDATE_WINDOW_IMPORTANT", default="Sat,Sun 22:00-06:00")
 UPDATE_WINDOW_ROUTINE = config("UPDATE_WINDOW_ROUTINE", default="Sun 02:00-06:00")
 
-# After-run notifications (updater/notifications.py); every outbound call is bounded by NOTIFY_TIMEOUT.
+# After-run notifications (updater/notify/channels.py); every outbound call is bounded by NOTIFY_TIMEOUT.
 NOTIFY_EMAILS = config(
     "NOTIFY_EMAILS", default="", cast=lambda v: [a.strip() for a in v.split(",") if a.strip()]
 )
@@ -245,7 +245,7 @@ ALERT_REPEAT_MINUTES = config("ALERT_REPEAT_MINUTES", default=240, cast=int)
 ALERT_REPEAT_CRITICAL_MINUTES = config("ALERT_REPEAT_CRITICAL_MINUTES", default=60, cast=int)
 ALERT_EMAILS = config("ALERT_EMAILS", default="", cast=Csv())
 
-# Operating-system updates (updater/system_update.py).
+# Operating-system updates (updater/system/system_update.py).
 SYSTEM_APT_CONFIG = config("SYSTEM_APT_CONFIG", default="")
 SYSTEM_UPDATE_TIMEOUT = config("SYSTEM_UPDATE_TIMEOUT", default=3600, cast=int)
 SYSTEM_ETC_DIR = config("SYSTEM_ETC_DIR", default="/etc")

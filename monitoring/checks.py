@@ -120,7 +120,7 @@ def migrations() -> Check:
 
 def backup_age() -> Check:
     def newest() -> float | None:
-        from updater import backups  # the updater owns the backup format
+        from updater.backup import backups  # the updater owns the backup format
 
         directory = Path(settings.BACKUP_DIR)
         found = backups.list_backups(directory) if directory.is_dir() else []

@@ -8,7 +8,7 @@ HISTORY = 20
 
 
 def history(limit: int = HISTORY) -> list[dict]:
-    from updater import journal
+    from updater.run import journal
 
     runs = []
     for path in reversed(journal.paths(journal.default_directory())[-limit:]):

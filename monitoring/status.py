@@ -65,7 +65,7 @@ def _cpu_percent(snapshot: dict) -> float:
 
 def last_update() -> dict | None:
     """The newest run in the deployment's journal (one file read; None outside a deployment)."""
-    from updater import journal
+    from updater.run import journal
 
     found = journal.paths(journal.default_directory())
     if not found:

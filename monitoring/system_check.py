@@ -14,7 +14,7 @@ import psutil
 from django.conf import settings
 
 from monitoring import alerts, checks, state
-from updater import notifications
+from updater.notify import channels
 
 SYSTEMCTL_TIMEOUT = 10
 _ERROR_WORD = re.compile(r"\b(error|critical|crit|emerg|alert)\b", re.IGNORECASE)
@@ -24,7 +24,7 @@ _ERROR_WORD = re.compile(r"\b(error|critical|crit|emerg|alert)\b", re.IGNORECASE
 class Round:
     results: list[checks.Check]
     alerts: list[alerts.Alert]
-    deliveries: list[notifications.Delivery] = field(default_factory=list)
+    deliveries: list[channels.Delivery] = field(default_factory=list)
 
 
 def run_round(now: float | None = None, *, send: bool = True) -> Round:
@@ -55,7 +55,7 @@ def run_round(now: float | None = None, *, send: bool = True) -> Round:
             and page != data.get("status_page")
             and not Path(settings.MAINTENANCE_FLAG).exists()
         ):
-            delivery = notifications.set_status_page(page)
+            delivery = channels.set_status_page(page)
             outcome.deliveries.append(delivery)
             if delivery.ok:
                 data["status_page"] = page  # a failed call is tried again next round
@@ -68,10 +68,10 @@ def _status_page_state(levels: dict) -> str:
     During an update the updater owns the status page (under maintenance), so this round leaves it."""
     ranks = {entry.get("level") for entry in levels.values()}
     if alerts.CRITICAL in ranks:
-        return notifications.PARTIAL_OUTAGE
+        return channels.PARTIAL_OUTAGE
     if alerts.WARNING in ranks:
-        return notifications.DEGRADED
-    return notifications.OPERATIONAL
+        return channels.DEGRADED
+    return channels.OPERATIONAL
 
 
 def probe_services(names: list[str]) -> dict[str, str]:
@@ -127,12 +127,12 @@ def _is_error(line: str) -> bool:
     return bool(_ERROR_WORD.search(line))
 
 
-def deliver(alert: alerts.Alert) -> list[notifications.Delivery]:
+def deliver(alert: alerts.Alert) -> list[channels.Delivery]:
     host = socket.gethostname()
     subject = f"[{alert.subject_flag}] helpdesk {alert.check} on {host}"
     body = f"{alert.text}\n\nServer: {host}\nTime: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n"
     recipients = settings.ALERT_EMAILS or settings.NOTIFY_EMAILS
-    sent = [notifications.send_email(subject, body, recipients)]
+    sent = [channels.send_email(subject, body, recipients)]
     if settings.SLACK_WEBHOOK_URL:
-        sent.append(notifications.send_slack(f"{subject}: {alert.text}"))
+        sent.append(channels.send_slack(f"{subject}: {alert.text}"))
     return sent

@@ -25,8 +25,9 @@ from django.db import connection, connections
 from crm import demo_data
 from crm.models import Organization, Ticket
 from tests.conftest import REPO_ROOT
-from updater import backups, locks
-from updater.backup_engines import defer_secondary_indexes, engine_for
+from updater.backup import backups
+from updater.backup.engines import defer_secondary_indexes, engine_for
+from updater.run import locks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

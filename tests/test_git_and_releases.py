@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.deployments import git
-from updater import deployment, git_repo, venvs
-from updater.deployment import DeploymentRoot
+from updater import layout
+from updater.layout import DeploymentRoot
+from updater.release import git_repo, venvs
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_switch_moves_current_and_previous_atomically(tmp_path):
     old, new = root.release("v1"), root.release("v2")
     old.mkdir()
     new.mkdir()
-    deployment.switch(root, old)
+    layout.switch(root, old)
     assert root.current_release() == old and root.previous_release() is None
 
     # A reader looking at `current` the whole time never finds it missing.
@@ -80,12 +81,12 @@ def test_switch_moves_current_and_previous_atomically(tmp_path):
     watcher = threading.Thread(target=watch)
     watcher.start()
     for _ in range(200):
-        deployment.switch(root, new)
-        deployment.switch(root, old)
+        layout.switch(root, new)
+        layout.switch(root, old)
     stop.set()
     watcher.join()
     assert missing == []
-    deployment.switch(root, new)
+    layout.switch(root, new)
     assert root.current_release() == new and root.previous_release() == old
     assert os.readlink(root.current_link) == "releases/v2"  # relative: the root can be moved
 

@@ -78,7 +78,7 @@ def test_init_deployment_refuses_what_is_not_a_tag(project_repo, wheelhouse, tmp
 
 
 def test_update_commands_outside_a_deployment_name_init_deployment(settings):
-    from updater.deployment import NotADeployment, find_root
+    from updater.layout import NotADeployment, find_root
 
     settings.UPDATER_ROOT = ""
     with pytest.raises(NotADeployment, match="init_deployment --root DIR --repo URL_OR_PATH --version TAG"):

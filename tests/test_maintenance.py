@@ -2,7 +2,7 @@
 
 import pytest
 
-from updater import maintenance
+from updater.run import maintenance
 
 pytestmark = pytest.mark.django_db
 

@@ -133,7 +133,7 @@ def test_last_update_comes_from_the_newest_journal(client, settings, tmp_path):
 
 @pytest.mark.django_db
 def test_backup_age_passes_after_a_backup_and_warns_when_it_gets_old(settings):
-    from updater import backups
+    from updater.backup import backups
 
     backups.create_backup(output=None)
     check = checks.backup_age()

@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from tests.support.mailbox import Mailbox
 from tests.support.webhooks import Webhook
-from updater import notifications
+from updater.notify import channels
 
 
 @pytest.fixture
@@ -21,9 +21,7 @@ def smtp(settings):
 
 
 def test_an_email_reaches_the_smtp_server_with_its_subject_and_body(smtp):
-    delivery = notifications.send_email(
-        "[OK] helpdesk update v1 -> v2", "All went well.", ["ops@example.org"]
-    )
+    delivery = channels.send_email("[OK] helpdesk update v1 -> v2", "All went well.", ["ops@example.org"])
     assert delivery.ok, delivery.detail
     [message] = smtp.received
     assert message.subject == "[OK] helpdesk update v1 -> v2"
@@ -33,18 +31,18 @@ def test_an_email_reaches_the_smtp_server_with_its_subject_and_body(smtp):
 def test_a_dead_smtp_server_is_reported_not_raised(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", Mailbox().port  # nobody listens there
-    delivery = notifications.send_email("subject", "body", ["ops@example.org"])
+    delivery = channels.send_email("subject", "body", ["ops@example.org"])
     assert not delivery.ok and "ConnectionRefusedError" in delivery.detail
 
 
 def test_slack_gets_the_text_and_a_500_is_reported_without_the_secret_url(settings):
     with Webhook(200) as hook:
         settings.SLACK_WEBHOOK_URL = hook.url()
-        assert notifications.send_slack("[OK] helpdesk update").ok
+        assert channels.send_slack("[OK] helpdesk update").ok
     assert hook.calls[0].method == "POST" and hook.calls[0].body == {"text": "[OK] helpdesk update"}
     with Webhook(500) as hook:
         settings.SLACK_WEBHOOK_URL = hook.url()
-        delivery = notifications.send_slack("[FAILED] helpdesk update")
+        delivery = channels.send_slack("[FAILED] helpdesk update")
     assert not delivery.ok and delivery.detail == "RuntimeError: the webhook answered HTTP 500"
     assert "SECRET-TOKEN-PART" not in delivery.detail
 
@@ -54,7 +52,7 @@ def test_a_hanging_webhook_costs_at_most_the_timeout(settings):
     with Webhook("hang") as hook:
         settings.SLACK_WEBHOOK_URL = hook.url()
         started = time.monotonic()
-        delivery = notifications.send_slack("anyone there?")
+        delivery = channels.send_slack("anyone there?")
         waited = time.monotonic() - started
     assert not delivery.ok and delivery.detail == "timed out"
     assert waited < 10  # bounded by the timeout, not by the server (which would hang for 60 s)
@@ -74,8 +72,8 @@ def test_the_status_page_component_goes_under_maintenance_and_back(
     with Webhook(200) as hook:
         settings.STATUS_PAGE_KIND, settings.STATUS_PAGE_URL = kind, hook.url("/components/42")
         settings.STATUS_PAGE_TOKEN = "status-token-secret"
-        assert notifications.set_status_page(notifications.UNDER_MAINTENANCE).ok
-        assert notifications.set_status_page(notifications.OPERATIONAL).ok
+        assert channels.set_status_page(channels.UNDER_MAINTENANCE).ok
+        assert channels.set_status_page(channels.OPERATIONAL).ok
     first, second = hook.calls
     assert (first.method, first.path, first.body) == (method, "/components/42", under_maintenance)
     assert "status-token-secret" in first.headers[header]
@@ -94,7 +92,7 @@ def test_the_status_page_component_goes_under_maintenance_and_back(
     ],
 )
 def test_notify_mode_decides_who_hears_about_a_run(mode, status, changed, sent):
-    assert notifications.should_notify(status, changed, mode) is sent
+    assert channels.should_notify(status, changed, mode) is sent
 
 
 @pytest.mark.django_db

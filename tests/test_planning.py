@@ -5,7 +5,9 @@ import json
 import pytest
 
 from tests.support.mailbox import Mailbox
-from updater import aftermath, journal, planning, reports
+from updater.notify import outcome, reports
+from updater.plan import planning
+from updater.run import journal
 
 
 @pytest.mark.parametrize(
@@ -59,7 +61,7 @@ def test_a_finished_run_is_emailed_only_when_the_mode_says_so(settings, tmp_path
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
         settings.NOTIFY_EMAILS, settings.NOTIFY_MODE = ["ops@example.org"], mode
         run = journal.Journal.start(tmp_path, "update", "v1.0.0", "v2.0.0")
-        report = aftermath.conclude(run, status, None if status == "succeeded" else "it broke", changed=True)
+        report = outcome.conclude(run, status, None if status == "succeeded" else "it broke", changed=True)
     assert len(smtp.received) == emails
     assert report.read_text().startswith(f"# [{reports.FLAGS[status]}] helpdesk update v1.0.0 -> v2.0.0")
 

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from updater import changelog, policy
+from updater.plan import changelog, policy
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 

@@ -15,7 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from updater import system_update
+from updater.system import system_update
 
 pytestmark = [
     pytest.mark.slow,
@@ -211,16 +211,16 @@ def test_a_venv_made_for_another_python_minor_is_noticed(tmp_path):
     ],
 )
 def test_packages_are_classed_by_origin_and_by_what_they_are(name, origins, expected):
-    from updater import system_packages
+    from updater.system import apt
 
-    assert system_packages.classify(name, origins) == expected
+    assert apt.classify(name, origins) == expected
 
 
 def test_services_restart_databases_first_and_web_servers_last():
-    from updater import system_packages
+    from updater.system import apt
 
     units = ["apache2.service", "cron.service", "mariadb.service", "nginx.service", "ssh.service"]
-    ordered = sorted(units, key=system_packages._restart_order)
+    ordered = sorted(units, key=apt._restart_order)
     assert ordered == ["mariadb.service", "cron.service", "ssh.service", "apache2.service", "nginx.service"]
 
 

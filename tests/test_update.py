@@ -26,7 +26,10 @@ from tests.support.deployments import REPO_ROOT, clone_project, git, wheelhouse_
 from tests.support.mailbox import Mailbox
 from tests.support.processes import free_port, wait_until_serving
 from tests.support.webhooks import Webhook
-from updater import auto, deployment, locks, venvs
+from updater import layout
+from updater.plan import auto
+from updater.release import venvs
+from updater.run import locks
 
 pytestmark = pytest.mark.slow
 
@@ -744,7 +747,7 @@ def test_auto_update_waits_for_the_window_and_applies_security_fixes_at_once(
     # The same decision at fixed instants, in-process: enough of the window left, or not.
     settings.UPDATE_TIME_ZONE = "Europe/Warsaw"
     settings.UPDATE_WINDOW_IMPORTANT = "Sun 02:00-06:00"
-    root = deployment.DeploymentRoot(auto_deployed)
+    root = layout.DeploymentRoot(auto_deployed)
     sunday = datetime(2026, 11, 29, tzinfo=ZoneInfo("Europe/Warsaw"))
     with django_db_blocker.unblock():
         early = auto.decide(root, at=sunday + timedelta(hours=3))

@@ -5,7 +5,8 @@ from contextlib import contextmanager
 
 from django.core.management.base import CommandError
 
-from updater import deployment, git_repo, pipeline
+from updater import layout
+from updater.release import git_repo, pipeline
 
 
 @contextmanager
@@ -14,7 +15,7 @@ def outcome_as_exit_code(name: str, refused: tuple[type[Exception], ...] = ()) -
     holds the lock 3, failed 1 (undone where it could be); `refused` adds command-specific refusals."""
     try:
         yield
-    except deployment.NotADeployment as error:
+    except layout.NotADeployment as error:
         raise CommandError(str(error), returncode=2) from error
     except (pipeline.UpdateRefused, git_repo.InvalidVersion, *refused) as error:
         raise CommandError(f"{name} refused, nothing was changed: {error}", returncode=2) from error

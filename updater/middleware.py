@@ -4,7 +4,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
-from updater import maintenance
+from updater.run import maintenance
 
 EXEMPT_PATHS = ("/monitoring/health/", "/monitoring/ready/", "/monitoring/status/", "/monitoring/metrics")
 

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from monitoring import state, system_check
-from updater import locks
+from updater.run import locks
 
 
 class Command(BaseCommand):

@@ -2,8 +2,11 @@ import socket
 
 from django.core.management.base import BaseCommand, CommandError
 
-from updater import aftermath, auto, deployment, git_repo, pipeline, policy
+from updater import layout
 from updater.command_options import outcome_as_exit_code
+from updater.notify import outcome
+from updater.plan import auto, policy
+from updater.release import git_repo, pipeline
 
 
 class Command(BaseCommand):
@@ -19,13 +22,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            root = deployment.find_root()
+            root = layout.find_root()
             if options["clear"]:
                 return self._clear(root, options["clear"])
             if not options["no_fetch"]:
                 git_repo.fetch(root.repo)
             decision = auto.decide(root)
-        except deployment.NotADeployment as error:
+        except layout.NotADeployment as error:
             raise CommandError(str(error), returncode=2) from error
         except (git_repo.GitError, policy.PolicyError) as error:
             raise CommandError(f"auto_update could not decide: {error}") from error
@@ -56,7 +59,7 @@ class Command(BaseCommand):
         for tag, why in decision.held:
             if f"held {tag}" in fresh:
                 self.stdout.write(self.style.WARNING(f"Held {tag} for a human: {why}"))
-                for delivery in aftermath.held(tag, why, socket.gethostname()):
+                for delivery in outcome.held(tag, why, socket.gethostname()):
                     if not delivery.ok:
                         self.stderr.write(f"Could not tell people via {delivery.channel}: {delivery.detail}")
         if f"backoff {decision.tag}" in fresh:

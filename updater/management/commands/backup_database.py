@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
-from updater import backups
+from updater.backup import backups
 
 
 class Command(BaseCommand):

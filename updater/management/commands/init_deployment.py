@@ -3,8 +3,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from updater import git_repo, initialization, releases
 from updater.command_options import OwnVersionOption
+from updater.release import git_repo, initialization, releases
 
 
 class Command(OwnVersionOption, BaseCommand):

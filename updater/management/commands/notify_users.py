@@ -6,8 +6,11 @@ from django.core.mail import EmailMessage
 from django.core.management.base import BaseCommand, CommandError
 from django.template.loader import render_to_string
 
-from updater import deployment, git_repo, notifications, planning, policy
+from updater import layout
 from updater.command_options import OwnVersionOption
+from updater.notify import channels
+from updater.plan import planning, policy
+from updater.release import git_repo
 
 SUBJECT = "Planowana aktualizacja helpdesku / Planned helpdesk update: {when}"
 
@@ -63,16 +66,16 @@ class Command(OwnVersionOption, BaseCommand):
         if not messages:
             self.stdout.write("No active user has an email address; nothing sent.")
             return
-        delivery = notifications.send_mass_email(messages)
+        delivery = channels.send_mass_email(messages)
         if not delivery.ok:
             raise CommandError(f"The notices could not be sent: {delivery.detail}")
         self.stdout.write(self.style.SUCCESS(f"Notified {len(messages)} user(s): {delivery.detail}."))
 
     def _from_plan(self, tag: str | None) -> tuple[datetime, str, float]:
         try:
-            root = deployment.find_root()
+            root = layout.find_root()
             plan = planning.plan(root, tag)
-        except deployment.NotADeployment as error:
+        except layout.NotADeployment as error:
             raise CommandError(f"{error} Or give the date with --at.", returncode=2) from error
         except git_repo.GitError as error:
             raise CommandError(str(error), returncode=2) from error

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from updater import backup_engines, backups
+from updater.backup import backups, engines
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
             manifest = backups.verify_backup(path)
         except backups.BackupError as error:
             raise CommandError(f"Refusing to restore: {error}. The database was not touched.") from error
-        engine = backup_engines.engine_for()
+        engine = engines.engine_for()
         self.stdout.write(
             f"{path.name}: {manifest.vendor} database {manifest.database!r}, app {manifest.app_version}, "
             f"taken {manifest.started_at}."

@@ -2,9 +2,10 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from updater import deployment, recovery
-from updater import rollback as rollbacks
+from updater import layout
 from updater.command_options import outcome_as_exit_code
+from updater.release import rollback as rollbacks
+from updater.run import recovery
 
 
 class Command(BaseCommand):
@@ -25,7 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         with outcome_as_exit_code("Rollback"):
-            root = deployment.find_root()
+            root = layout.find_root()
             if options["recover"]:
                 return self._recover(root)
             result = rollbacks.rollback(

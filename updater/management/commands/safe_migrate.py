@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from updater import backups, safe_migrate
+from updater.backup import backups, safe_migrate
 
 
 class Command(BaseCommand):

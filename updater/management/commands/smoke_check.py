@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from updater.smoke import SmokeFailed, run_smoke_checks
+from updater.release.smoke import SmokeFailed, run_smoke_checks
 
 
 class Command(BaseCommand):

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand
 
-from updater import deployment, pipeline
+from updater import layout
 from updater.command_options import OwnVersionOption, outcome_as_exit_code
+from updater.release import pipeline
 
 
 class Command(OwnVersionOption, BaseCommand):
@@ -21,7 +22,7 @@ class Command(OwnVersionOption, BaseCommand):
 
     def handle(self, *args, **options):
         with outcome_as_exit_code("Update"):
-            root = deployment.find_root()
+            root = layout.find_root()
             result = pipeline.update(
                 root,
                 options["tag"],

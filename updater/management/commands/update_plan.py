@@ -2,8 +2,11 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from updater import deployment, git_repo, planning, policy, system_packages, system_update
+from updater import layout
 from updater.command_options import OwnVersionOption
+from updater.plan import planning, policy
+from updater.release import git_repo
+from updater.system import apt, system_update
 
 
 class Command(OwnVersionOption, BaseCommand):
@@ -21,11 +24,11 @@ class Command(OwnVersionOption, BaseCommand):
         if options["system"]:
             return self._system(options)
         try:
-            root = deployment.find_root()
+            root = layout.find_root()
             if not options["no_fetch"]:
                 git_repo.fetch(root.repo)
             plan = planning.plan(root, options["tag"])
-        except deployment.NotADeployment as error:
+        except layout.NotADeployment as error:
             raise CommandError(str(error), returncode=2) from error
         except git_repo.InvalidVersion as error:
             raise CommandError(str(error), returncode=2) from error
@@ -39,7 +42,7 @@ class Command(OwnVersionOption, BaseCommand):
     def _system(self, options) -> None:
         try:
             plan = system_update.plan_system(system_update.SystemOptions(refresh=not options["no_fetch"]))
-        except (system_packages.AptError, policy.PolicyError) as error:
+        except (apt.AptError, policy.PolicyError) as error:
             raise CommandError(f"The system upgrade could not be planned: {error}") from error
         if options["format"] == "json":
             self.stdout.write(json.dumps({

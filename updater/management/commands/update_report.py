@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from updater import deployment, journal, notifications, reports
+from updater import layout
+from updater.notify import channels, reports
+from updater.run import journal
 
 
 class Command(BaseCommand):
@@ -21,8 +23,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            root = deployment.find_root()
-        except deployment.NotADeployment as error:
+            root = layout.find_root()
+        except layout.NotADeployment as error:
             raise CommandError(str(error), returncode=2) from error
         runs = journal.all_journals(root.updates)
         if options["list"]:
@@ -38,7 +40,7 @@ class Command(BaseCommand):
             if not settings.NOTIFY_EMAILS:
                 raise CommandError("NOTIFY_EMAILS is empty: nobody to send the report to.")
             title = reports.subject(report)
-            delivery = notifications.send_email(title, reports.render(report, "text"), settings.NOTIFY_EMAILS)
+            delivery = channels.send_email(title, reports.render(report, "text"), settings.NOTIFY_EMAILS)
             if not delivery.ok:
                 raise CommandError(f"The report could not be emailed: {delivery.detail}")
             self.stderr.write(f"Emailed: {delivery.detail}.")

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand
 
-from updater import policy, system_packages, system_update
 from updater.command_options import outcome_as_exit_code
+from updater.plan import policy
+from updater.system import apt, system_update
 
 
 class Command(BaseCommand):
@@ -30,7 +31,7 @@ class Command(BaseCommand):
             ignore_window=options["ignore_window"],
             refresh=not options["no_refresh"],
         )
-        with outcome_as_exit_code("update_system", refused=(system_packages.AptError, policy.PolicyError)):
+        with outcome_as_exit_code("update_system", refused=(apt.AptError, policy.PolicyError)):
             result = system_update.update_system(chosen)
         if result.repaired:
             self.stdout.write(

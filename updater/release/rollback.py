@@ -11,8 +11,12 @@ from pathlib import Path
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
-from updater import aftermath, backups, deployment, journal, pipeline, releases
-from updater.deployment import DeploymentRoot
+from updater import layout
+from updater.backup import backups
+from updater.layout import DeploymentRoot
+from updater.notify import outcome
+from updater.release import pipeline, releases
+from updater.run import journal
 
 # Asked of the newer release's Python: which of these applied migrations cannot be reversed?
 _IRREVERSIBLE_SCRIPT = (
@@ -99,7 +103,7 @@ def _rollback_locked(
         raise pipeline.UpdateRefused(f"the restore was not confirmed. {plan.describe_losses()}")
 
     run = journal.Journal.start(root.updates, "rollback", current.name if current else None, target.name)
-    aftermath.begin(run)
+    outcome.begin(run)
     run.record(database_action=plan.database, migrations_ahead=plan.ahead, irreversible=plan.irreversible)
     database = "unchanged"
     try:
@@ -118,7 +122,7 @@ def _rollback_locked(
         smoke = releases.start(root, target_release, "smoke_check")  # overlaps the switch, as in update
         try:
             with pipeline.step(run, "switch"):
-                deployment.switch(root, target)
+                layout.switch(root, target)
                 pipeline.reload_app_server()
             with pipeline.step(run, "verify"):
                 run.record(smoke_checks=smoke.result().strip().splitlines())
@@ -127,13 +131,13 @@ def _rollback_locked(
                 smoke.process.kill()
     except Exception as error:
         pipeline.undo(root, run)
-        aftermath.conclude(run, journal.FAILED, str(error), changed=False)
+        outcome.conclude(run, journal.FAILED, str(error), changed=False)
         raise pipeline.UpdateFailed(
             f"the rollback to {target.name} failed and was undone: {error}"
         ) from error
     finally:
         pipeline.maintenance_off(root, run)
-    aftermath.conclude(run, journal.SUCCEEDED, changed=True)
+    outcome.conclude(run, journal.SUCCEEDED, changed=True)
     return RollbackResult(current.name if current else None, target.name, database, run)
 
 

@@ -8,8 +8,11 @@ database restored from the run's backup if migrations had started, maintenance m
 from dataclasses import dataclass
 from pathlib import Path
 
-from updater import aftermath, backups, journal, pipeline
-from updater.deployment import DeploymentRoot
+from updater.backup import backups
+from updater.layout import DeploymentRoot
+from updater.notify import outcome
+from updater.release import pipeline
+from updater.run import journal
 
 
 @dataclass(frozen=True)
@@ -29,11 +32,11 @@ def _recover_one(root: DeploymentRoot, run: journal.Journal) -> Recovered:
         pipeline.maintenance_off(root, run)
         if run.fact("backup"):
             backups.unpin(Path(run.fact("backup")))
-        aftermath.conclude(run, journal.SUCCEEDED, "completed by rollback --recover after an interruption",
+        outcome.conclude(run, journal.SUCCEEDED, "completed by rollback --recover after an interruption",
                            changed=True)  # fmt: skip
         return Recovered(run.data["id"], "completed", run.data.get("to_version"))
     pipeline.undo(root, run)
     if run.data.get("to_version"):
         pipeline.mark_bad(root, run.data["to_version"], "interrupted; undone by rollback --recover")
-    aftermath.conclude(run, journal.ROLLED_BACK, "interrupted; undone by rollback --recover", changed=False)
+    outcome.conclude(run, journal.ROLLED_BACK, "interrupted; undone by rollback --recover", changed=False)
     return Recovered(run.data["id"], "rolled back", run.data.get("from_version"))

@@ -27,8 +27,9 @@ from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
 from helpdesk.version import app_version
-from updater import compression, locks
-from updater.backup_engines import Engine, EngineError, engine_for
+from updater.backup import compression
+from updater.backup.engines import Engine, EngineError, engine_for
+from updater.run import locks
 
 MANIFEST_SUFFIX = ".manifest.json"
 PIN_SUFFIX = ".pin"
@@ -399,7 +400,7 @@ def _read_hashing(path: Path, digest) -> Iterator[bytes]:
 
 
 def _engine_class(vendor: str):
-    from updater.backup_engines import ENGINES
+    from updater.backup.engines import ENGINES
 
     if vendor not in ENGINES:
         raise BackupInvalid(f"the manifest names an unknown vendor {vendor!r}")

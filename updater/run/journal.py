@@ -124,7 +124,7 @@ def who_runs_this() -> str:
 
 def default_directory() -> Path:
     """shared/updates in a deployment: beside the maintenance flag that every release reads."""
-    from updater import maintenance
+    from updater.run import maintenance
 
     return maintenance.flag_path().parent / "updates"
 

@@ -28,8 +28,13 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
-from updater import aftermath, backups, journal, pipeline, policy, system_packages, venvs
-from updater.system_packages import AptError, Held, Upgrade
+from updater.backup import backups
+from updater.notify import outcome
+from updater.plan import policy
+from updater.release import pipeline, venvs
+from updater.run import journal
+from updater.system import apt
+from updater.system.apt import AptError, Held, Upgrade
 
 _CLASS_RANK = {policy.ROUTINE: 0, policy.IMPORTANT: 1, policy.CRITICAL: 2}
 
@@ -66,10 +71,10 @@ def state_dir() -> Path:
 
 
 def plan_system(options: SystemOptions) -> SystemPlan:
-    system_packages.validate_names(list(options.packages))
+    apt.validate_names(list(options.packages))
     if options.refresh:
-        system_packages.refresh()
-    upgrades, held = system_packages.upgradable()
+        apt.refresh()
+    upgrades, held = apt.upgradable()
     if options.security_only:
         upgrades = [u for u in upgrades if u.security]
     if options.packages:
@@ -78,9 +83,7 @@ def plan_system(options: SystemOptions) -> SystemPlan:
     update_class = max(
         (u.update_class for u in upgrades), key=_CLASS_RANK.__getitem__, default=policy.ROUTINE
     )
-    return SystemPlan(
-        upgrades, held, update_class, policy.window_state(update_class), system_packages.interrupted()
-    )
+    return SystemPlan(upgrades, held, update_class, policy.window_state(update_class), apt.interrupted())
 
 
 def update_system(options: SystemOptions) -> SystemResult:
@@ -97,9 +100,9 @@ def _locked(options: SystemOptions) -> SystemResult:
             "an earlier run did not finish; run `manage.py rollback --recover` first"
         )
     repaired = ""
-    if not options.dry_run and system_packages.interrupted():
+    if not options.dry_run and apt.interrupted():
         try:
-            repaired = system_packages.repair() or "dpkg --configure -a finished"
+            repaired = apt.repair() or "dpkg --configure -a finished"
         except AptError as error:
             raise pipeline.UpdateFailed(
                 f"dpkg was left interrupted and could not be repaired: {error}"
@@ -128,13 +131,13 @@ def _locked(options: SystemOptions) -> SystemResult:
         held_back=[f"{h.name}: {h.reason}" for h in plan.held],
         dpkg_repaired=repaired or None,
     )
-    aftermath.begin(run)
+    outcome.begin(run)
     try:
         with pipeline.step(run, "backup"):
             run.record(etc_backup=backup_etc(Path(settings.SYSTEM_ETC_DIR), Path(settings.BACKUP_DIR)))
             run.record(backup=backups.create_backup(reason="before update_system").path)
         with pipeline.step(run, "upgrade"):
-            output = system_packages.upgrade(names)
+            output = apt.upgrade(names)
             run.record(apt_output_tail=output.strip().splitlines()[-20:])
         with pipeline.step(run, "restart"):
             _restart(run, names)
@@ -147,20 +150,20 @@ def _locked(options: SystemOptions) -> SystemResult:
             _verify(run)
     except Exception as error:
         cause = f"{type(error).__name__}: {error}"
-        aftermath.conclude(run, journal.FAILED, cause, changed=True)
+        outcome.conclude(run, journal.FAILED, cause, changed=True)
         where = run.fact("etc_backup")
         hint = f"; /etc was saved to {where}" if where else ""
         raise pipeline.UpdateFailed(f"the system upgrade failed: {cause}{hint}") from error
-    aftermath.conclude(run, journal.SUCCEEDED, changed=True)
+    outcome.conclude(run, journal.SUCCEEDED, changed=True)
     result.facts = run.data["facts"]
     return result
 
 
 def _restart(run: journal.Journal, names: list[str]) -> None:
-    units = system_packages.units_of(names)
-    if units and system_packages.systemd_running():
+    units = apt.units_of(names)
+    if units and apt.systemd_running():
         for unit in units:
-            system_packages.restart(unit)
+            apt.restart(unit)
         run.record(restarted=units)
     elif units:
         run.record(not_restarted=units, restart_note="systemd is not running here")
@@ -172,9 +175,9 @@ def _restart(run: journal.Journal, names: list[str]) -> None:
 
 def _verify(run: journal.Journal) -> None:
     from monitoring.system_check import probe_services
-    from updater.smoke import run_smoke_checks
+    from updater.release.smoke import run_smoke_checks
 
-    if settings.MONITORED_SERVICES and system_packages.systemd_running():
+    if settings.MONITORED_SERVICES and apt.systemd_running():
         states = probe_services(settings.MONITORED_SERVICES)
         down = {name: state for name, state in states.items() if state != "active"}
         if down:
@@ -222,11 +225,11 @@ def rebuild_venv_if_python_changed() -> list[str]:
     """When the system Python's minor version moved under the release venvs, build them again for the
     new one (venvs are keyed by requirements and Python version) and link them, before the app server
     reloads — the current release, and the previous one so that a rollback still has a working venv."""
-    from updater import deployment
+    from updater import layout
 
     try:
-        root = deployment.find_root()
-    except deployment.NotADeployment:
+        root = layout.find_root()
+    except layout.NotADeployment:
         return []
     wheelhouse = Path(settings.UPDATER_WHEELHOUSE) if settings.UPDATER_WHEELHOUSE else None
     rebuilt = []

@@ -17,8 +17,11 @@ from pathlib import Path, PurePosixPath
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
-from updater import backups, changelog, git_repo, journal, policy
-from updater.deployment import DeploymentRoot
+from updater.backup import backups
+from updater.layout import DeploymentRoot
+from updater.plan import changelog, policy
+from updater.release import git_repo
+from updater.run import journal
 
 PLAN_FORMAT = 1  # bumped when a key of the JSON form changes meaning or disappears
 DEFAULT_BACKUP_SECONDS = 10.0

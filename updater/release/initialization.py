@@ -4,8 +4,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from updater import deployment, git_repo, releases
-from updater.deployment import DeploymentRoot
+from updater import layout
+from updater.layout import DeploymentRoot
+from updater.release import git_repo, releases
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def initialize(
     releases.manage(root, release, "collectstatic", "--noinput")
     switched = root.current_release() is None
     if switched:
-        deployment.switch(root, release.path)
+        layout.switch(root, release.path)
     return InitResult(root, release, created_env, switched)
 
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from updater.changelog import Commit
+from updater.plan.changelog import Commit
 
 CRITICAL, IMPORTANT, ROUTINE = "critical", "important", "routine"
 CLASSES = (CRITICAL, IMPORTANT, ROUTINE)

@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from updater import journal
+from updater.run import journal
 
 ERROR_LOG_LINES = 20
 FLAGS = {"succeeded": "OK", "rolled back": "ROLLED BACK", "failed": "FAILED", "running": "INTERRUPTED"}

@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from updater import backups
-from updater.backup_engines import engine_for
+from updater.backup import backups
+from updater.backup.engines import engine_for
 
 
 class SafeMigrateFailed(Exception):

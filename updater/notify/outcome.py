@@ -3,19 +3,20 @@
 `begin` puts the status-page component under maintenance; `conclude` finishes the journal, adds a
 sample of query timings and the error log's tail, sets the status page back to operational, sends
 the report by email and Slack as NOTIFY_MODE says, and writes the report beside the journal. Nothing
-here can fail a run: every delivery is bounded and reported (updater/notifications.py).
+here can fail a run: every delivery is bounded and reported (updater/notify/channels.py).
 """
 
 from pathlib import Path
 
 from django.conf import settings
 
-from updater import journal, notifications, reports
+from updater.notify import channels, reports
+from updater.run import journal
 
 
 def begin(run: journal.Journal) -> None:
     if settings.STATUS_PAGE_URL:
-        _add(run, notifications.set_status_page(notifications.UNDER_MAINTENANCE))
+        _add(run, channels.set_status_page(channels.UNDER_MAINTENANCE))
 
 
 def conclude(run: journal.Journal, status: str, cause: str | None = None, *, changed: bool) -> Path:
@@ -25,17 +26,17 @@ def conclude(run: journal.Journal, status: str, cause: str | None = None, *, cha
         error_log_tail=reports.error_log_tail(run.data["started_at"]),
     )
     if settings.STATUS_PAGE_URL:
-        _add(run, notifications.set_status_page(notifications.OPERATIONAL))
-    if notifications.should_notify(status, changed):
+        _add(run, channels.set_status_page(channels.OPERATIONAL))
+    if channels.should_notify(status, changed):
         report = reports.build(run)
         title = reports.subject(report)
-        _add(run, notifications.send_email(title, reports.render(report, "text"), settings.NOTIFY_EMAILS))
+        _add(run, channels.send_email(title, reports.render(report, "text"), settings.NOTIFY_EMAILS))
         if settings.SLACK_WEBHOOK_URL:
-            _add(run, notifications.send_slack(_slack_text(title, report)))
+            _add(run, channels.send_slack(_slack_text(title, report)))
     return reports.save(run)
 
 
-def held(tag: str, why: str, host: str) -> list[notifications.Delivery]:
+def held(tag: str, why: str, host: str) -> list[channels.Delivery]:
     """auto_update held a release for a human: say so once, by email and Slack."""
     title = f"[BREAKING held] helpdesk auto_update held {tag} on {host}"
     body = (
@@ -43,13 +44,13 @@ def held(tag: str, why: str, host: str) -> list[notifications.Delivery]:
         f"Read `manage.py update_plan --version {tag}`, then run `manage.py update --version {tag} "
         "--allow-breaking` by hand.\n"
     )
-    sent = [notifications.send_email(title, body, settings.NOTIFY_EMAILS)]
+    sent = [channels.send_email(title, body, settings.NOTIFY_EMAILS)]
     if settings.SLACK_WEBHOOK_URL:
-        sent.append(notifications.send_slack(f"{title}\n{why}"))
+        sent.append(channels.send_slack(f"{title}\n{why}"))
     return sent
 
 
-def _add(run: journal.Journal, delivery: notifications.Delivery) -> None:
+def _add(run: journal.Journal, delivery: channels.Delivery) -> None:
     run.record(notifications=[*run.fact("notifications", []), delivery.as_dict()])
 
 

@@ -6,8 +6,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from updater import git_repo, venvs
-from updater.deployment import DeploymentRoot
+from updater.layout import DeploymentRoot
+from updater.release import git_repo, venvs
 
 # The release reads its configuration from shared/.env only; these are the variables worth passing on.
 _PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER")

@@ -21,19 +21,13 @@ import requests
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from updater import (
-    aftermath,
-    backups,
-    deployment,
-    git_repo,
-    journal,
-    locks,
-    maintenance,
-    planning,
-    policy,
-    releases,
-)
-from updater.deployment import DeploymentRoot
+from updater import layout
+from updater.backup import backups
+from updater.layout import DeploymentRoot
+from updater.notify import outcome
+from updater.plan import planning, policy
+from updater.release import git_repo, releases
+from updater.run import journal, locks, maintenance
 
 BAD_MARKER = ".helpdesk-bad"
 MIGRATION_LINE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[0-9]{4}_[A-Za-z0-9_]+$")
@@ -145,13 +139,13 @@ def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateRe
         plan = _prepare(root, run, tag, old_version)
     except (releases.ReleaseError, git_repo.GitError, OSError) as error:
         mark_bad(root, tag, str(error))
-        aftermath.conclude(run, journal.FAILED, f"prepare failed, the live site was not touched: {error}",
+        outcome.conclude(run, journal.FAILED, f"prepare failed, the live site was not touched: {error}",
                            changed=False)  # fmt: skip
         raise UpdateFailed(f"preparing {tag} failed; the live site was not touched: {error}") from error
     if options.dry_run:
         run.finish(journal.SUCCEEDED, "dry run: prepared, nothing switched")
         return UpdateResult(run, plan)
-    aftermath.begin(run)
+    outcome.begin(run)
     new_release = releases.Release(tag, root.release(tag), None)  # venv already linked by prepare
     try:
         _backup_and_migrate(root, run, new_release, plan, options.skip_backup)
@@ -168,7 +162,7 @@ def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateRe
         cause = f"{type(error).__name__}: {error}" if not isinstance(error, UpdateFailed) else str(error)
         undo(root, run)
         mark_bad(root, tag, cause)
-        aftermath.conclude(run, journal.ROLLED_BACK, cause, changed=False)
+        outcome.conclude(run, journal.ROLLED_BACK, cause, changed=False)
         raise UpdateFailed(
             f"the update to {tag} failed and was rolled back to {old_version}: {cause}"
         ) from error
@@ -176,7 +170,7 @@ def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateRe
     if run.fact("backup"):
         backups.unpin(Path(run.fact("backup")))  # the update no longer depends on it; rotation may take it
     _retention(root, run)
-    aftermath.conclude(run, journal.SUCCEEDED, changed=True)
+    outcome.conclude(run, journal.SUCCEEDED, changed=True)
     return UpdateResult(run, plan)
 
 
@@ -250,7 +244,7 @@ def _backup_and_migrate(root, run, release, plan: UpdatePlan, skip_backup: bool)
 def _switch(root, run, release) -> None:
     with step(run, "switch"):
         run.record(switched_from=root.current_release())  # before the switch: a kill right after it is undone
-        deployment.switch(root, release.path)
+        layout.switch(root, release.path)
         run.record(switched=True)
         reload_app_server()
 
@@ -295,7 +289,7 @@ def undo(root: DeploymentRoot, run: journal.Journal) -> None:
     if run.started("switch"):
         previous = run.fact("switched_from")
         if previous and root.current_release() != Path(previous):
-            deployment.switch(root, Path(previous))
+            layout.switch(root, Path(previous))
             try:
                 reload_app_server()
             except Exception as error:  # the code is back; a failed reload is reported, not fatal

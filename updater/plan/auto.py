@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from updater import git_repo, pipeline, planning, policy
-from updater.deployment import DeploymentRoot
+from updater.layout import DeploymentRoot
+from updater.plan import planning, policy
+from updater.release import git_repo, pipeline
 
 UPDATE, NOTHING, WAIT, HELD, BACKOFF = "update", "nothing", "wait", "held", "backoff"
 STATE_FILE = "auto_update.json"  # in shared/: what has been reported already
