@@ -168,21 +168,13 @@ MEDIA_ROOT = Path(config("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 # Attachments: largest accepted upload, in bytes (10 MiB by default).
 ATTACHMENT_MAX_BYTES = config("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024, cast=int)
 
-# Database backups (backup_database, restore_database, updates); a deployment keeps them in shared/backups.
-BACKUP_DIR = Path(config("BACKUP_DIR", default=str(BASE_DIR / "backups")))
+# Database backups go to the state folder's backups/ (updater/layout.py) unless BACKUP_DIR moves them.
+BACKUP_DIR = config("BACKUP_DIR", default="")
 
-# The updater. In a deployment (code in ROOT/releases/<tag>) the root and the flag are found by themselves.
+# The updater. Every path it uses is owned by updater/layout.py: a deployment's shared/ (the root is
+# UPDATER_ROOT, or found from the code's path), else UPDATER_STATE_DIR (default var/ beside the code).
 UPDATER_ROOT = config("UPDATER_ROOT", default="")
-_deployment_shared = (
-    Path(UPDATER_ROOT) / "shared"
-    if UPDATER_ROOT
-    else (
-        BASE_DIR.resolve().parent.parent / "shared" if BASE_DIR.resolve().parent.name == "releases" else None
-    )
-)
-MAINTENANCE_FLAG = Path(
-    config("MAINTENANCE_FLAG", default=str((_deployment_shared or BASE_DIR) / "maintenance"))
-)
+UPDATER_STATE_DIR = config("UPDATER_STATE_DIR", default="")
 MAINTENANCE_RETRY_AFTER = config("MAINTENANCE_RETRY_AFTER", default=120, cast=int)
 UPDATER_WHEELHOUSE = config("UPDATER_WHEELHOUSE", default="")
 UPDATER_RELOAD_COMMAND = config("UPDATER_RELOAD_COMMAND", default="")
@@ -219,12 +211,6 @@ MONITORING_ALLOWED_IPS = config("MONITORING_ALLOWED_IPS", default="", cast=Csv()
 MONITORED_SERVICES = config("MONITORED_SERVICES", default="", cast=Csv())
 MONITORED_DISKS = config("MONITORED_DISKS", default="/", cast=Csv())
 MONITORED_ERROR_LOGS = config("MONITORED_ERROR_LOGS", default="", cast=Csv())
-MONITORING_STATE_FILE = config(
-    "MONITORING_STATE_FILE",
-    default=str(Path(MAINTENANCE_FLAG).parent / "monitoring-state.json")
-    if Path(MAINTENANCE_FLAG).parent.name == "shared"
-    else str(BASE_DIR / "var" / "monitoring-state.json"),
-)
 MONITORING_CACHE_SECONDS = config("MONITORING_CACHE_SECONDS", default=30, cast=int)
 MONITORING_STALE_SECONDS = config("MONITORING_STALE_SECONDS", default=180, cast=int)
 DISK_WARN_PERCENT = config("DISK_WARN_PERCENT", default=80.0, cast=float)

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import psutil
 from django.conf import settings
@@ -23,6 +22,7 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
 from monitoring import state
+from updater import layout
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def backup_age() -> Check:
     def newest() -> float | None:
         from updater.backup import backups  # the updater owns the backup format
 
-        directory = Path(settings.BACKUP_DIR)
+        directory = layout.state().backups
         found = backups.list_backups(directory) if directory.is_dir() else []
         return found[0][0].stat().st_mtime if found else None
 

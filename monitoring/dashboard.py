@@ -4,14 +4,15 @@ and its steps as proportions of the run (drawn as a timeline)."""
 import json
 from datetime import datetime
 
+from updater import layout
+from updater.run import journal
+
 HISTORY = 20
 
 
 def history(limit: int = HISTORY) -> list[dict]:
-    from updater.run import journal
-
     runs = []
-    for path in reversed(journal.paths(journal.default_directory())[-limit:]):
+    for path in reversed(journal.paths(layout.state().updates)[-limit:]):
         try:
             run = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -3,7 +3,6 @@
 import os
 import time
 from datetime import datetime
-from pathlib import Path
 
 from django.conf import settings
 from prometheus_client import CollectorRegistry, generate_latest
@@ -11,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 
 from helpdesk.version import app_version
 from monitoring import checks, status
+from updater.run import maintenance
 
 _STATUS_VALUE = {checks.PASS: 0, checks.WARN: 1, checks.FAIL: 2}
 
@@ -50,7 +50,7 @@ class HelpdeskCollector:
         yield disk
         yield _gauge("helpdesk_cpu_count", "CPU cores", os.cpu_count() or 1)
         yield _gauge("helpdesk_maintenance_mode", "1 while maintenance mode is on",
-                     int(Path(settings.MAINTENANCE_FLAG).exists()))  # fmt: skip
+                     int(maintenance.is_on()))  # fmt: skip
         last = status.last_update()
         if last and last.get("finished_at"):
             finished = datetime.fromisoformat(last["finished_at"]).timestamp()

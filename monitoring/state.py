@@ -2,14 +2,14 @@
 levels and log offsets for deduplication. Written atomically (tmp + rename); read without locks."""
 
 import json
-import os
 from pathlib import Path
 
-from django.conf import settings
+from updater import layout
+from updater.run.files import write_atomically
 
 
 def path() -> Path:
-    return Path(settings.MONITORING_STATE_FILE)
+    return layout.state().monitoring_state
 
 
 def load() -> dict:
@@ -23,6 +23,4 @@ def load() -> dict:
 def save(data: dict) -> None:
     target = path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(temporary, target)
+    write_atomically(target, json.dumps(data, indent=2, sort_keys=True).encode())

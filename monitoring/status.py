@@ -4,12 +4,13 @@ last update and every check with its observed value, unit and thresholds."""
 import json
 import os
 import time
-from pathlib import Path
 
 from django.conf import settings
 
 from helpdesk.version import app_version
 from monitoring import checks, state
+from updater import layout
+from updater.run import journal, maintenance
 
 DOCUMENT_SECONDS = 1.0  # pollers asking many times a second share one evaluation per worker
 _documents: dict[bool, tuple[float, dict, int]] = {}
@@ -49,7 +50,7 @@ def _evaluate(detail: bool) -> tuple[dict, int]:
         "timestamp": time.time(),
         "version": app_version(),
         "environment": settings.ENVIRONMENT,
-        "maintenance": Path(settings.MAINTENANCE_FLAG).exists(),
+        "maintenance": maintenance.is_on(),
         "last_update": last_update(),
         "checks": [check.as_dict() for check in results],
     }, http_status
@@ -65,9 +66,7 @@ def _cpu_percent(snapshot: dict) -> float:
 
 def last_update() -> dict | None:
     """The newest run in the deployment's journal (one file read; None outside a deployment)."""
-    from updater.run import journal
-
-    found = journal.paths(journal.default_directory())
+    found = journal.paths(layout.state().updates)
     if not found:
         return None
     try:

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from monitoring import alerts, checks, state
 from updater.notify import channels
+from updater.run import maintenance
 
 SYSTEMCTL_TIMEOUT = 10
 _ERROR_WORD = re.compile(r"\b(error|critical|crit|emerg|alert)\b", re.IGNORECASE)
@@ -50,11 +51,7 @@ def run_round(now: float | None = None, *, send: bool = True) -> Round:
     if send:
         outcome.deliveries = [delivery for alert in raised for delivery in deliver(alert)]
         page = _status_page_state(data["alerts"])
-        if (
-            settings.STATUS_PAGE_URL
-            and page != data.get("status_page")
-            and not Path(settings.MAINTENANCE_FLAG).exists()
-        ):
+        if settings.STATUS_PAGE_URL and page != data.get("status_page") and not maintenance.is_on():
             delivery = channels.set_status_page(page)
             outcome.deliveries.append(delivery)
             if delivery.ok:

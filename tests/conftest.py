@@ -141,8 +141,15 @@ def django_db_modify_db_settings(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def backups_in_tmp(settings, tmp_path):
-    settings.BACKUP_DIR = tmp_path / "backups"
+def state_dir(settings, tmp_path):
+    """Every state path (journal, lock, maintenance flag, backups, monitoring state) in the test's own
+    folder: updater/layout.py owns them all, so this one redirection covers every module."""
+    from updater import layout
+
+    settings.UPDATER_ROOT = ""
+    settings.UPDATER_STATE_DIR = str(tmp_path / "state")
+    settings.BACKUP_DIR = ""
+    return layout.state()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -155,3 +162,40 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(f"  {where:<22} -> {outcome}")
     for line in reports.concurrency:
         terminalreporter.write_line(f"Two updates at once: {line}")
+
+
+def _repository_status() -> set[str]:
+    result = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return set(result.stdout.splitlines()) if result.returncode == 0 else set()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_status_key] = _repository_status()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The suite leaves no state file in the checkout (lock, flag, journal, backup, database): every
+    path goes through updater/layout.py, which the `state_dir` fixture points at a temporary folder."""
+    before = session.config.stash.get(_status_key, None)
+    if before is None or session.config.option.collectonly:
+        return
+    left = sorted(_repository_status() - before)
+    if left:
+        session.config.stash[_left_key] = left
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config):
+    left = config.stash.get(_left_key, None)
+    if left:
+        sys.stderr.write("FAILED: the test suite left files in the repository:\n  " + "\n  ".join(left) + "\n")
+
+
+_status_key = pytest.StashKey[set]()
+_left_key = pytest.StashKey[list]()

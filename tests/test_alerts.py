@@ -18,7 +18,6 @@ MINUTE = 60.0
 def alert_settings(settings, tmp_path):
     settings.ALERT_CONSECUTIVE, settings.ALERT_HYSTERESIS = 3, 5.0
     settings.ALERT_REPEAT_MINUTES, settings.ALERT_REPEAT_CRITICAL_MINUTES = 240, 60
-    settings.MONITORING_STATE_FILE = str(tmp_path / "monitoring-state.json")
 
 
 def disk(percent: float) -> checks.Check:
@@ -98,12 +97,10 @@ def test_error_logs_are_counted_from_where_the_last_round_stopped(tmp_path):
 def test_check_system_alerts_by_email_and_slack_once_then_resolves_once(settings, tmp_path, capsys):
     settings.ALERT_CONSECUTIVE = 1
     settings.MONITORED_DISKS = ["/"]
-    settings.BACKUP_DIR = str(tmp_path / "backups")
     settings.BACKUP_WARN_HOURS = settings.BACKUP_CRIT_HOURS = 1e9
     settings.LOAD_WARN_PER_CORE = settings.LOAD_CRIT_PER_CORE = 1e9
     settings.MEMORY_WARN_PERCENT = settings.MEMORY_CRIT_PERCENT = 100.0
     settings.DISK_WARN_PERCENT, settings.DISK_CRIT_PERCENT = 0.0, 0.001  # any used disk is critical
-    settings.MAINTENANCE_FLAG = str(tmp_path / "maintenance")
     with Mailbox() as smtp, Webhook(200) as slack, Webhook(200) as status_page:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
@@ -131,7 +128,6 @@ def test_check_system_alerts_by_email_and_slack_once_then_resolves_once(settings
 
 @pytest.mark.django_db
 def test_a_hanging_slack_webhook_is_never_called_by_the_status_endpoint(client, settings, tmp_path):
-    settings.MONITORING_STATE_FILE = str(tmp_path / "state.json")
     with Webhook("hang") as slack:
         settings.SLACK_WEBHOOK_URL = slack.url()
         for _ in range(5):

@@ -199,8 +199,8 @@ def test_failing_restore_puts_the_safety_backup_back(tickets_data, tmp_path):
     assert Ticket.objects.filter(title="made after the backup").exists()
 
 
-def test_rotation_keeps_the_newest_verified_and_never_pinned_or_foreign_files(tickets_data, settings):
-    directory = Path(settings.BACKUP_DIR)
+def test_rotation_keeps_the_newest_verified_and_never_pinned_or_foreign_files(tickets_data, state_dir):
+    directory = state_dir.backups
     made = [backup().path for _ in range(4)]
     backups.pin(made[0], "an unfinished update needs it")
     foreign = directory / "notes-about-helpdesk.sql.gz"
@@ -318,9 +318,9 @@ def _child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "ENV_FILE": str(env_file), "DATABASE_URL": child_database_url(), **extra}
 
 
-def test_killed_backup_leaves_no_file_that_looks_like_a_backup(tickets_data, tmp_path, settings):
+def test_killed_backup_leaves_no_file_that_looks_like_a_backup(tickets_data, tmp_path, settings, state_dir):
     demo_data.seed(tickets=3000, orgs=3)
-    directory = Path(settings.BACKUP_DIR)
+    directory = state_dir.backups
     directory.mkdir(parents=True, exist_ok=True)
     holder = None
     if is_mysql():

@@ -94,16 +94,12 @@ def test_ticket_life_in_a_real_browser(browser, live_server, helpdesk, tmp_path)
     context.close()
 
 
-def test_monitoring_dashboard_draws_gauges_and_the_update_timeline(
-    browser, live_server, helpdesk, settings, tmp_path
-):
+def test_monitoring_dashboard_draws_gauges_and_the_update_timeline(browser, live_server, helpdesk, state_dir):
     import json
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    updates = tmp_path / "shared" / "updates"
+    updates = state_dir.updates
     updates.mkdir(parents=True)
-    settings.MAINTENANCE_FLAG = str(tmp_path / "shared" / "maintenance")
-    settings.MONITORING_STATE_FILE = str(tmp_path / "monitoring-state.json")
     steps = [("prepare", 30.0), ("backup", 4.0), ("migrate", 2.0), ("switch", 0.5), ("verify", 3.5)]
     run = {
         "id": "20261126T020000000000Z",

@@ -8,9 +8,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def flag(settings, tmp_path):
-    settings.MAINTENANCE_FLAG = tmp_path / "shared" / "maintenance"
-    return settings.MAINTENANCE_FLAG
+def flag(state_dir):
+    return state_dir.maintenance_flag
 
 
 def test_pages_answer_503_with_retry_after_and_both_languages(flag, helpdesk, as_user, settings):

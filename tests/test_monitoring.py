@@ -14,9 +14,6 @@ HANDBOOK_KEYS = {"system_available", "cpu_usage", "memory_usage", "disk_usage", 
 def monitoring_settings(settings, tmp_path):
     settings.MONITORING_TOKEN = "token-for-dashboards"
     settings.MONITORING_ALLOWED_IPS = []
-    settings.MONITORING_STATE_FILE = str(tmp_path / "monitoring-state.json")
-    settings.MAINTENANCE_FLAG = str(tmp_path / "shared" / "maintenance")
-    settings.BACKUP_DIR = str(tmp_path / "backups")
     settings.MONITORED_SERVICES = []
     settings.MONITORED_DISKS = ["/"]
     checks.clear_cache()
@@ -95,9 +92,9 @@ def test_status_reads_service_states_and_the_cpu_sample_from_the_state_file(clie
 
 
 @pytest.mark.django_db
-def test_status_and_metrics_answer_during_maintenance_and_say_so(client, settings, tmp_path):
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "maintenance").write_text("{}")
+def test_status_and_metrics_answer_during_maintenance_and_say_so(client, state_dir):
+    state_dir.path.mkdir()
+    state_dir.maintenance_flag.write_text("{}")
     assert client.get("/tickets/").status_code == 503
     assert detailed(client).json()["maintenance"] is True
     metrics = client.get("/monitoring/metrics", HTTP_AUTHORIZATION="Bearer token-for-dashboards")
@@ -117,8 +114,8 @@ def test_metrics_use_base_units_and_need_detail_access(client):
 
 
 @pytest.mark.django_db
-def test_last_update_comes_from_the_newest_journal(client, settings, tmp_path):
-    updates = tmp_path / "shared" / "updates"
+def test_last_update_comes_from_the_newest_journal(client, state_dir):
+    updates = state_dir.updates
     updates.mkdir(parents=True)
     for stamp, version, outcome in (("20261101T000000000000Z", "v1.1.0", "succeeded"),
                                     ("20261102T000000000000Z", "v1.2.0", "rolled back")):  # fmt: skip

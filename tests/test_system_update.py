@@ -98,8 +98,6 @@ def repository(tmp_path, settings):
     repo.apt("update")
     repo.apt("install", "-y", DUMMY, HELD)
     settings.SYSTEM_APT_CONFIG = str(repo.apt_conf)
-    settings.BACKUP_DIR = str(tmp_path / "backups")
-    settings.MAINTENANCE_FLAG = str(tmp_path / "shared" / "maintenance")
     settings.SYSTEM_REBOOT_FLAG = str(tmp_path / "reboot-required")
     settings.UPDATER_RELOAD_COMMAND = settings.UPDATER_RELOAD_PIDFILE = settings.UPDATER_HEALTH_URL = ""
     settings.MONITORED_SERVICES = []
@@ -110,7 +108,9 @@ def repository(tmp_path, settings):
 
 
 @pytest.mark.django_db
-def test_upgrade_keeps_local_conffiles_reports_held_packages_and_dry_run_changes_nothing(repository, capsys):
+def test_upgrade_keeps_local_conffiles_reports_held_packages_and_dry_run_changes_nothing(
+    repository, capsys, state_dir
+):
     CONFFILE.write_text(CONFFILE.read_text() + "local_change=kept\n")  # an admin edited it
     subprocess.run(["apt-mark", "hold", HELD], check=True, capture_output=True)
     repository.add(DUMMY, "2.0")
@@ -128,7 +128,7 @@ def test_upgrade_keeps_local_conffiles_reports_held_packages_and_dry_run_changes
     assert f"  {DUMMY} 1.0 -> 2.0  [critical; Debian-Security:stable-security]" in planned
     assert f"Held back: {HELD}: held with `apt-mark hold`" in planned
     assert installed_version(DUMMY) == "1.0"
-    assert not list(Path(system_update.state_dir()).glob("updates/*.json"))
+    assert not list(state_dir.path.glob("updates/*.json"))
 
     reboot = Path(system_update.settings.SYSTEM_REBOOT_FLAG)
     reboot.write_text("*** System restart required ***\n")  # as a kernel upgrade would leave it
@@ -140,9 +140,7 @@ def test_upgrade_keeps_local_conffiles_reports_held_packages_and_dry_run_changes
     assert "local_change=kept" in CONFFILE.read_text()  # the admin's file stays; the new one is beside it
     assert Path(f"{CONFFILE}.dpkg-dist").read_text() == "shipped_by=2.0\n"
     assert f"Held back: {HELD}" in done
-    run = json.loads(
-        sorted((system_update.state_dir() / "updates").glob("*-update_system.json"))[-1].read_text()
-    )
+    run = json.loads(sorted((state_dir.path / "updates").glob("*-update_system.json"))[-1].read_text())
     assert run["status"] == "succeeded" and run["facts"]["update_class"] == "critical"
     etc_backup = Path(run["facts"]["etc_backup"])
     assert etc_backup.exists() and (etc_backup.stat().st_mode & 0o777) == 0o600
@@ -151,20 +149,20 @@ def test_upgrade_keeps_local_conffiles_reports_held_packages_and_dry_run_changes
     assert Path(run["facts"]["backup"]).exists()
     assert any(HELD in line for line in run["facts"]["held_back"])
     assert run["facts"]["reboot_required"] == ["linux-image-amd64"]
-    report = (system_update.state_dir() / "updates").glob("*-update_system.report.md")
+    report = (state_dir.path / "updates").glob("*-update_system.report.md")
     assert f"{HELD}: held with" in next(report).read_text()
 
 
 @pytest.mark.django_db
-def test_a_failing_postinst_is_reported_with_exit_1_and_the_next_run_repairs_dpkg(repository, capsys):
+def test_a_failing_postinst_is_reported_with_exit_1_and_the_next_run_repairs_dpkg(
+    repository, capsys, state_dir
+):
     repository.add(DUMMY, "3.0", postinst_fails=True)
     with pytest.raises(CommandError) as failure:
         call_command("update_system")
     assert failure.value.returncode == 1
     assert "the system upgrade failed" in str(failure.value) and "/etc was saved to" in str(failure.value)
-    run = json.loads(
-        sorted((system_update.state_dir() / "updates").glob("*-update_system.json"))[-1].read_text()
-    )
+    run = json.loads(sorted((state_dir.path / "updates").glob("*-update_system.json"))[-1].read_text())
     assert run["status"] == "failed" and Path(run["facts"]["etc_backup"]).exists()
     assert [s["status"] for s in run["steps"]] == ["done", "failed"]  # backup done, upgrade failed
 

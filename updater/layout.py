@@ -1,10 +1,15 @@
-"""The deployment root: where releases, shared files and the `current` link live.
+"""Where everything lives: the ONLY owner of the updater's paths. Settings, monitoring and every
+command ask this module; none of them joins a path of its own.
+
+In a deployment (ROOT is UPDATER_ROOT, or derived from the running code's path ROOT/releases/<tag>):
 
     ROOT/repo.git  releases/<tag>/  current -> releases/<tag>  previous -> ...
     ROOT/shared/.env  media/  backups/  venvs/<hash>/  updates/  maintenance  update.lock
+                monitoring-state.json  auto_update.json
 
-The root is UPDATER_ROOT when set, otherwise derived from the running code's path (a release is
-ROOT/releases/<tag>). Switching `current` is one atomic rename of a new symlink over the old one.
+Outside a deployment (development, tests) the same state lives in a local folder, UPDATER_STATE_DIR
+or var/ beside the code (git-ignored), so that running a command never leaves a file in the checkout.
+Switching `current` is one atomic rename of a new symlink over the old one.
 """
 
 import os
@@ -21,6 +26,40 @@ class NotADeployment(Exception):
             f"this code is not running inside a deployment root{location}; create one with "
             "manage.py init_deployment --root DIR --repo URL_OR_PATH --version TAG"
         )
+
+
+@dataclass(frozen=True)
+class StateDir:
+    """The folder of run state that every release (and every tool) reads: shared/ or a local var/."""
+
+    path: Path
+
+    @property
+    def updates(self) -> Path:
+        """The write-ahead journal of every run, and the reports beside it."""
+        return self.path / "updates"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / "update.lock"
+
+    @property
+    def maintenance_flag(self) -> Path:
+        return self.path / "maintenance"
+
+    @property
+    def backups(self) -> Path:
+        # BACKUP_DIR moves backups to another disk; the updater and monitoring both ask here.
+        configured = getattr(settings, "BACKUP_DIR", "")
+        return Path(configured) if configured else self.path / "backups"
+
+    @property
+    def monitoring_state(self) -> Path:
+        return self.path / "monitoring-state.json"
+
+    @property
+    def auto_update_state(self) -> Path:
+        return self.path / "auto_update.json"
 
 
 @dataclass(frozen=True)
@@ -48,6 +87,10 @@ class DeploymentRoot:
         return self.path / "shared"
 
     @property
+    def state(self) -> StateDir:
+        return StateDir(self.shared)
+
+    @property
     def env_file(self) -> Path:
         return self.shared / ".env"
 
@@ -56,8 +99,17 @@ class DeploymentRoot:
         return self.shared / "media"
 
     @property
+    def database_file(self) -> Path:
+        """Where init_deployment puts a SQLite database when no DATABASE_URL is given."""
+        return self.shared / "db.sqlite3"
+
+    @property
+    def log_file(self) -> Path:
+        return self.shared / "logs" / "helpdesk.log"
+
+    @property
     def backups(self) -> Path:
-        return self.shared / "backups"
+        return self.state.backups
 
     @property
     def venvs(self) -> Path:
@@ -65,15 +117,15 @@ class DeploymentRoot:
 
     @property
     def updates(self) -> Path:
-        return self.shared / "updates"
+        return self.state.updates
 
     @property
     def maintenance_flag(self) -> Path:
-        return self.shared / "maintenance"
+        return self.state.maintenance_flag
 
     @property
     def lock_file(self) -> Path:
-        return self.shared / "update.lock"
+        return self.state.lock_file
 
     def release(self, tag: str) -> Path:
         return self.releases / tag
@@ -125,15 +177,30 @@ def switch(root: DeploymentRoot, release: Path) -> Path | None:
 
 def find_root() -> DeploymentRoot:
     """The deployment root of the running code, or NotADeployment."""
+    root = _deployment_root()
+    if root is None:
+        configured = getattr(settings, "UPDATER_ROOT", "")
+        raise NotADeployment(Path(configured) if configured else None)
+    return root
+
+
+def _deployment_root() -> DeploymentRoot | None:
     configured = getattr(settings, "UPDATER_ROOT", "")
     if configured:
         root = DeploymentRoot(Path(configured))
-        if not root.is_initialized():
-            raise NotADeployment(root.path)
-        return root
+        return root if root.is_initialized() else None
     code = Path(settings.BASE_DIR).resolve()
     if code.parent.name == "releases":
         root = DeploymentRoot(code.parent.parent)
         if root.is_initialized():
             return root
-    raise NotADeployment()
+    return None
+
+
+def state() -> StateDir:
+    """The run state of the running code: its deployment's shared/, else the local state folder."""
+    root = _deployment_root()
+    if root is not None:
+        return root.state
+    configured = getattr(settings, "UPDATER_STATE_DIR", "")
+    return StateDir(Path(configured) if configured else Path(settings.BASE_DIR) / "var")

@@ -22,14 +22,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
 from helpdesk.version import app_version
+from updater import layout
 from updater.backup import compression
 from updater.backup.engines import Engine, EngineError, engine_for
 from updater.run import locks
+from updater.run.files import fsync_directory, write_atomically
 
 MANIFEST_SUFFIX = ".manifest.json"
 PIN_SUFFIX = ".pin"
@@ -86,7 +87,7 @@ class Manifest:
             raise BackupInvalid(f"the manifest of {backup.name} is unreadable: {error}") from None
 
     def write(self, backup: Path) -> None:
-        _write_atomically(manifest_path(backup), json.dumps(asdict(self), indent=2).encode() + b"\n")
+        write_atomically(manifest_path(backup), json.dumps(asdict(self), indent=2).encode() + b"\n")
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def manifest_path(backup: Path) -> Path:
 
 
 def default_directory() -> Path:
-    return Path(settings.BACKUP_DIR)
+    return layout.state().backups
 
 
 def lock_path(engine: Engine) -> Path:
@@ -190,7 +191,7 @@ def _create_locked(
         partial.unlink()
         raise BackupError("the dump ended without its completion marker; nothing was kept")
     os.replace(partial, target)
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
     finished = datetime.now(UTC)
     manifest = Manifest(
@@ -344,25 +345,6 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # --- verify --------------------------------------------------------------------------------------
 
 
@@ -489,7 +471,7 @@ def pinned(backup: Path, reason: str) -> Iterator[None]:
 
 
 def pin(backup: Path, reason: str) -> None:
-    _write_atomically(
+    write_atomically(
         backup.with_name(backup.name + PIN_SUFFIX),
         json.dumps({"reason": reason, "pid": os.getpid()}).encode(),
     )

@@ -8,7 +8,6 @@ same lock as manual runs.
 """
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,9 +15,9 @@ from pathlib import Path
 from updater.layout import DeploymentRoot
 from updater.plan import planning, policy
 from updater.release import git_repo, pipeline
+from updater.run.files import write_atomically
 
 UPDATE, NOTHING, WAIT, HELD, BACKOFF = "update", "nothing", "wait", "held", "backoff"
-STATE_FILE = "auto_update.json"  # in shared/: what has been reported already
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def clear(root: DeploymentRoot, tag: str) -> bool:
     if not marker.exists():
         return False
     marker.unlink()
-    path = root.shared / STATE_FILE
+    path = root.state.auto_update_state
     if path.exists():  # a new failure of this tag is news again
         reported = json.loads(path.read_text()).get("reported", [])
         _write_state(path, [key for key in reported if key != f"backoff {tag}"])
@@ -94,7 +93,7 @@ def newly_reported(root: DeploymentRoot, decision: Decision) -> list[str]:
     keys = [f"held {tag}" for tag, _ in decision.held]
     if decision.action == BACKOFF and decision.tag:
         keys.append(f"backoff {decision.tag}")
-    path = root.shared / STATE_FILE
+    path = root.state.auto_update_state
     try:
         reported = set(json.loads(path.read_text()).get("reported", []))
     except (FileNotFoundError, ValueError):
@@ -107,6 +106,4 @@ def newly_reported(root: DeploymentRoot, decision: Decision) -> list[str]:
 
 def _write_state(path: Path, reported: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps({"reported": reported}, indent=2))
-    os.replace(temporary, path)
+    write_atomically(path, json.dumps({"reported": reported}, indent=2).encode())

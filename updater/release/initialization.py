@@ -59,14 +59,14 @@ def _write_env(root: DeploymentRoot, source: Path | None, database_url: str | No
                 "ENVIRONMENT=prod",
                 f"SECRET_KEY={secrets.token_urlsafe(50)}",
                 "ALLOWED_HOSTS=localhost,127.0.0.1",
-                f"DATABASE_URL={database_url or 'sqlite:///' + str(root.shared / 'db.sqlite3')}",
+                f"DATABASE_URL={database_url or 'sqlite:///' + str(root.database_file)}",
                 "",
             ]
         )
     shared_paths = {
         "MEDIA_ROOT": root.media,
         "BACKUP_DIR": root.backups,
-        "LOG_FILE": root.shared / "logs" / "helpdesk.log",
+        "LOG_FILE": root.log_file,
         "UPDATER_ROOT": root.path,
     }
     present = {line.split("=", 1)[0].strip() for line in text.splitlines() if "=" in line}

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from updater import layout
+from updater.run.files import write_atomically
+
 JOURNAL_NAME = re.compile(r"^[0-9]{8}T[0-9]{12}Z-[a-z_]+\.json$")  # <UTC stamp>-<command>.json
 RUNNING, SUCCEEDED, FAILED, ROLLED_BACK = "running", "succeeded", "failed", "rolled back"
 FINISHED = (SUCCEEDED, FAILED, ROLLED_BACK)
@@ -105,12 +108,7 @@ class Journal:
         self.save()
 
     def save(self) -> None:
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
-        with open(temporary, "w") as handle:
-            json.dump(self.data, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        write_atomically(self.path, json.dumps(self.data, indent=2).encode())
 
 
 def who_runs_this() -> str:
@@ -123,10 +121,7 @@ def who_runs_this() -> str:
 
 
 def default_directory() -> Path:
-    """shared/updates in a deployment: beside the maintenance flag that every release reads."""
-    from updater.run import maintenance
-
-    return maintenance.flag_path().parent / "updates"
+    return layout.state().updates
 
 
 def paths(directory: Path) -> list[Path]:

@@ -1,19 +1,20 @@
-"""Maintenance mode: a flag file that every release reads (shared/maintenance in a deployment).
+"""Maintenance mode: a flag file that every release reads (shared/maintenance in a deployment; where
+it lives is updater/layout.py's business).
 
 While it exists, every request except the health probes gets 503 with Retry-After and a short
 bilingual page (or JSON for the API). The file holds the reason and the start time.
 """
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from django.conf import settings
+from updater import layout
+from updater.run.files import write_atomically
 
 
 def flag_path() -> Path:
-    return Path(settings.MAINTENANCE_FLAG)
+    return layout.state().maintenance_flag
 
 
 def is_on(flag: Path | None = None) -> bool:
@@ -23,11 +24,8 @@ def is_on(flag: Path | None = None) -> bool:
 def enable(reason: str, flag: Path | None = None) -> None:
     flag = flag or flag_path()
     flag.parent.mkdir(parents=True, exist_ok=True)
-    temporary = flag.with_name(f".{flag.name}.new-{os.getpid()}")
-    temporary.write_text(
-        json.dumps({"reason": reason, "since": datetime.now(UTC).isoformat(timespec="seconds")})
-    )
-    os.replace(temporary, flag)
+    since = datetime.now(UTC).isoformat(timespec="seconds")
+    write_atomically(flag, json.dumps({"reason": reason, "since": since}).encode(), mode=0o644)
 
 
 def disable(flag: Path | None = None) -> None:

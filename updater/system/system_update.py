@@ -28,11 +28,13 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
+from updater import layout
 from updater.backup import backups
 from updater.notify import outcome
 from updater.plan import policy
 from updater.release import pipeline, venvs
 from updater.run import journal
+from updater.run.files import fsync_directory, write_atomically
 from updater.system import apt
 from updater.system.apt import AptError, Held, Upgrade
 
@@ -65,11 +67,6 @@ class SystemResult:
     facts: dict = field(default_factory=dict)
 
 
-def state_dir() -> Path:
-    """shared/ in a deployment (beside the application's journal and lock), else the flag's folder."""
-    return Path(settings.MAINTENANCE_FLAG).parent
-
-
 def plan_system(options: SystemOptions) -> SystemPlan:
     apt.validate_names(list(options.packages))
     if options.refresh:
@@ -87,9 +84,7 @@ def plan_system(options: SystemOptions) -> SystemPlan:
 
 
 def update_system(options: SystemOptions) -> SystemResult:
-    directory = state_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    with pipeline.exclusive(directory / "update.lock", "update_system"):
+    with pipeline.exclusive(layout.state().lock_file, "update_system"):
         return _locked(options)
 
 
@@ -134,7 +129,7 @@ def _locked(options: SystemOptions) -> SystemResult:
     outcome.begin(run)
     try:
         with pipeline.step(run, "backup"):
-            run.record(etc_backup=backup_etc(Path(settings.SYSTEM_ETC_DIR), Path(settings.BACKUP_DIR)))
+            run.record(etc_backup=backup_etc(Path(settings.SYSTEM_ETC_DIR), layout.state().backups))
             run.record(backup=backups.create_backup(reason="before update_system").path)
         with pipeline.step(run, "upgrade"):
             output = apt.upgrade(names)
@@ -212,12 +207,19 @@ def backup_etc(source: Path, directory: Path) -> Path:
         raw.flush()
         os.fsync(raw.fileno())
     os.replace(temporary, target)
+    fsync_directory(directory)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    manifest = {"file": target.name, "source": str(source), "sha256": digest, "size": target.stat().st_size,
-                "created_at": stamp, "skipped": skipped}  # fmt: skip
-    manifest_path = target.with_name(target.name + ".manifest.json")
-    manifest_path.write_text(json.dumps(manifest, indent=2))
-    manifest_path.chmod(0o600)
+    manifest = {
+        "file": target.name,
+        "source": str(source),
+        "sha256": digest,
+        "size": target.stat().st_size,
+        "created_at": stamp,
+        "skipped": skipped,
+    }
+    write_atomically(
+        target.with_name(target.name + ".manifest.json"), json.dumps(manifest, indent=2).encode()
+    )
     return target
 
 
