@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 import psutil
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.db.migrations.executor import MigrationExecutor
 
 from monitoring import state
 from updater import layout
+from updater.plan.migrations import pending_migrations
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +106,7 @@ def database() -> Check:
 def migrations() -> Check:
     def count() -> int | None:
         try:
-            executor = MigrationExecutor(connection)
-            return len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+            return len(pending_migrations())
         except DatabaseError:
             return None
 

@@ -6,8 +6,7 @@ exempt from login and from maintenance mode. The dashboard is a staff page.
 """
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.db import DatabaseError, connection
-from django.db.migrations.executor import MigrationExecutor
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_GET
 
 from helpdesk.version import app_version
 from monitoring import access, dashboard, metrics, status
+from updater.plan.migrations import pending_migrations
 
 
 @never_cache
@@ -27,8 +27,7 @@ def health(request: HttpRequest) -> JsonResponse:
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
     try:
-        executor = MigrationExecutor(connection)
-        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        pending = pending_migrations()
     except DatabaseError:
         return JsonResponse(
             {"status": "fail", "version": app_version(), "database": "unreachable"}, status=503

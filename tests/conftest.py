@@ -194,7 +194,9 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_unconfigure(config):
     left = config.stash.get(_left_key, None)
     if left:
-        sys.stderr.write("FAILED: the test suite left files in the repository:\n  " + "\n  ".join(left) + "\n")
+        sys.stderr.write(
+            "FAILED: the test suite left files in the repository:\n  " + "\n  ".join(left) + "\n"
+        )
 
 
 _status_key = pytest.StashKey[set]()

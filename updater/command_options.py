@@ -6,7 +6,8 @@ from contextlib import contextmanager
 from django.core.management.base import CommandError
 
 from updater import layout
-from updater.release import git_repo, pipeline
+from updater.errors import UpdateBusy, UpdateFailed, UpdateRefused
+from updater.release import git_repo
 
 
 @contextmanager
@@ -16,12 +17,12 @@ def outcome_as_exit_code(name: str, refused: tuple[type[Exception], ...] = ()) -
     try:
         yield
     except layout.NotADeployment as error:
-        raise CommandError(str(error), returncode=2) from error
-    except (pipeline.UpdateRefused, git_repo.InvalidVersion, *refused) as error:
+        raise CommandError(str(error), returncode=UpdateRefused.exit_code) from error
+    except (UpdateRefused, git_repo.InvalidVersion, *refused) as error:
         raise CommandError(f"{name} refused, nothing was changed: {error}", returncode=2) from error
-    except pipeline.UpdateBusy as error:
+    except UpdateBusy as error:
         raise CommandError(f"{name} refused: {error}", returncode=3) from error
-    except pipeline.UpdateFailed as error:
+    except UpdateFailed as error:
         raise CommandError(str(error), returncode=1) from error
 
 

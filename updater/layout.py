@@ -136,6 +136,10 @@ class DeploymentRoot:
     def previous_release(self) -> Path | None:
         return _link_target(self.previous_link)
 
+    def current_version(self) -> str | None:
+        release = self.current_release()
+        return release.name if release else None
+
     def create_layout(self) -> None:
         for directory in (self.releases, self.media, self.backups, self.venvs, self.updates):
             directory.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from helpdesk.version import app_version
 from updater import layout
 from updater.backup import compression
 from updater.backup.engines import Engine, EngineError, engine_for
-from updater.run import locks
+from updater.run import faults, locks
 from updater.run.files import fsync_directory, write_atomically
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -393,9 +393,15 @@ def _engine_class(vendor: str):
 
 
 def restore_backup(
-    path: Path, *, force: bool = False, progress: Progress | None = None, alias: str = "default"
+    path: Path,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+    alias: str = "default",
+    safety: Path | None = None,
 ) -> RestoreResult:
-    """Verify, take a safety backup, replace the database with the backup; undo on any error."""
+    """Verify, take a safety backup (or use `safety`, a verified backup the caller just took), replace
+    the database with the backup; put the safety backup back on any error."""
     path = Path(path).resolve()  # `latest` may be repointed while we work; hold on to its target
     manifest = verify_backup(path)
     engine = engine_for(alias)
@@ -408,23 +414,40 @@ def restore_backup(
         )
     try:
         with locks.hold(lock_path(engine), command=f"restore of {engine.vendor} database {engine.database}"):
-            safety = _create_locked(
-                engine, path.parent if path.parent != default_directory() else None,
-                manifest.format if manifest.format in engine.formats else None, "gzip",
-                f"safety net before restoring {path.name}", None, point_latest=False,
-            )  # fmt: skip
-            with pinned(safety.path, f"safety net of the restore of {path.name}"):
+            if safety is not None:
+                safety_result = BackupResult(safety, verify_backup(safety))
+            else:
+                safety_result = _create_locked(
+                    engine,
+                    path.parent if path.parent != default_directory() else None,
+                    manifest.format if manifest.format in engine.formats else None,
+                    "gzip",
+                    f"safety net before restoring {path.name}",
+                    None,
+                    point_latest=False,
+                )
+            # A safety backup the caller took stays pinned as the caller says; ours only while we work.
+            with nullcontext() if safety else pinned(safety_result.path, f"safety net of {path.name}"):
                 try:
-                    engine.load(_decompressed(path, manifest, progress), manifest.format)
+                    engine.load(_halfway_failpoint(_decompressed(path, manifest, progress)), manifest.format)
                 except (EngineError, OSError, compression.TruncatedStream) as error:
-                    _put_back(engine, safety)
+                    _put_back(engine, safety_result)
                     raise BackupError(
                         f"restoring {path.name} failed and the database was put back from the safety backup "
-                        f"{safety.path}: {error}"
+                        f"{safety_result.path}: {error}"
                     ) from error
-            return RestoreResult(path, safety.path, engine.table_row_counts(), engine.integrity_problems())
+            counts, problems = engine.table_row_counts(), engine.integrity_problems()
+            return RestoreResult(path, safety_result.path, counts, problems)
     except locks.LockHeld as held:
         raise _busy(held) from None
+
+
+def _halfway_failpoint(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """`restore:during` fires once the first chunk has been loaded: the database is half replaced."""
+    for index, chunk in enumerate(chunks):
+        yield chunk
+        if index == 0:
+            faults.point("restore:during")
 
 
 def _put_back(engine: Engine, safety: BackupResult) -> None:

@@ -1,5 +1,6 @@
-"""safe_migrate: backup → integrity check → migrate → integrity check; the backup is restored if any
-step after it fails, so the schema always matches the code that is running."""
+"""safe_migrate: integrity check → maintenance → backup → migrate → integrity check, as journaled steps.
+A failure restores the backup (the migrate step's undo), so the schema always matches the code that is
+running; a run killed anywhere is finished or undone by `rollback --recover` like any other."""
 
 from dataclasses import dataclass
 from io import StringIO
@@ -7,10 +8,16 @@ from pathlib import Path
 
 from django.core.management import call_command
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
+from updater import layout
 from updater.backup import backups
 from updater.backup.engines import engine_for
+from updater.plan.migrations import pending_migrations
+from updater.run import executor, faults, journal, locks, maintenance
+from updater.run.journal import Journal
+from updater.run.steps import Procedure, Step
+
+COMMAND = "safe_migrate"
 
 
 class SafeMigrateFailed(Exception):
@@ -23,33 +30,64 @@ class SafeMigrateResult:
     applied: list[str]
 
 
-def pending_migrations() -> list[str]:
-    executor = MigrationExecutor(connection)
-    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    return [f"{migration.app_label}.{migration.name}" for migration, backwards in plan if not backwards]
-
-
 def safe_migrate() -> SafeMigrateResult:
-    pending = pending_migrations()
-    if not pending:
-        return SafeMigrateResult(None, [])
-    engine = engine_for()
-    problems = engine.integrity_problems()
-    if problems:
-        raise SafeMigrateFailed(
-            f"the database fails its integrity check before migrating: {'; '.join(problems)}"
-        )
-    backup = backups.create_backup(reason="before safe_migrate")
-    with backups.pinned(backup.path, "safe_migrate in progress"):
+    state = layout.state()
+    with locks.exclusive(state.lock_file, COMMAND):
+        journal.refuse_if_unfinished(state.updates)
+        pending = pending_migrations()
+        if not pending:
+            return SafeMigrateResult(None, [])
+        run = Journal.start(state.updates, COMMAND, None, f"{len(pending)} migration(s)")
+        run.record(pending_migrations=pending)
         try:
-            call_command("migrate", interactive=False, verbosity=0, stdout=StringIO())
-            problems = engine.integrity_problems()
-            if problems:
-                raise SafeMigrateFailed(f"integrity check after migrating: {'; '.join(problems)}")
-        except Exception as error:
-            connection.close()
-            backups.restore_backup(backup.path)
+            executor.execute(run, steps(run), lambda undone: undone.cause)
+        except executor.UpdateFailed as error:
+            backup = run.fact("backup")
+            where = f" and the database was restored from {backup}" if run.fact("database_restored") else ""
+            raise SafeMigrateFailed(f"migrating failed{where}: {error}") from error
+        return SafeMigrateResult(Path(run.fact("backup")), pending)
+
+
+def steps(run: Journal) -> Procedure:
+    def check_before(run: Journal) -> None:
+        problems = engine_for().integrity_problems()
+        if problems:
             raise SafeMigrateFailed(
-                f"migrating failed and the database was restored from {backup.path}: {error}"
-            ) from error
-    return SafeMigrateResult(backup.path, pending)
+                f"the database fails its integrity check before migrating: {'; '.join(problems)}"
+            )
+
+    def backup(run: Journal) -> None:
+        result = backups.create_backup(reason="before safe_migrate")
+        backups.pin(result.path, "safe_migrate in progress")
+        run.record(backup=result.path)
+
+    def unpin(run: Journal) -> None:
+        if run.fact("backup"):
+            backups.unpin(Path(run.fact("backup")))
+
+    def migrate(run: Journal) -> None:
+        faults.point("migrate:during")
+        call_command("migrate", interactive=False, verbosity=0, stdout=StringIO())
+
+    def restore(run: Journal) -> None:
+        connection.close()
+        backups.restore_backup(Path(run.fact("backup")))
+        run.record(database_restored=True)
+
+    def check_after(run: Journal) -> None:
+        problems = engine_for().integrity_problems()
+        if problems:
+            raise SafeMigrateFailed(f"integrity check after migrating: {'; '.join(problems)}")
+
+    return Procedure(
+        COMMAND,
+        (
+            Step("integrity check", check_before, lambda run: None, touches_live=False),
+            maintenance.step(lambda run: "safe_migrate"),
+            Step("backup", backup, unpin),
+            Step("migrate", migrate, restore),
+            Step("verify", check_after, lambda run: None, completes=True),
+            maintenance.off_step(),
+            Step("finish", unpin, None),
+        ),
+    )

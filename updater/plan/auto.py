@@ -3,7 +3,7 @@
 Policy, in order: the newest tag whose changes contain nothing BREAKING (newer ones are held for a
 human, and the hold is reported once); a tag that failed before is not retried until a human clears
 it (`auto_update --clear TAG`) or a newer tag appears; the update class's window must be open, with
-enough of it left for the estimated duration. The update itself is the ordinary pipeline, under the
+enough of it left for the estimated duration. The update itself is the ordinary update, under the
 same lock as manual runs.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from updater.layout import DeploymentRoot
 from updater.plan import planning, policy
-from updater.release import git_repo, pipeline
+from updater.release import git_repo, marks
 from updater.run.files import write_atomically
 
 UPDATE, NOTHING, WAIT, HELD, BACKOFF = "update", "nothing", "wait", "held", "backoff"
@@ -31,7 +31,7 @@ class Decision:
 
 def decide(root: DeploymentRoot, at: datetime | None = None) -> Decision:
     at = at or datetime.now(UTC)
-    current = pipeline.current_version(root)
+    current = root.current_version()
     all_tags = git_repo.tags(root.repo)
     newer = all_tags[all_tags.index(current) + 1 :] if current in all_tags else []
     held: list[tuple[str, str]] = []
@@ -48,21 +48,16 @@ def decide(root: DeploymentRoot, at: datetime | None = None) -> Decision:
 
 
 def _judge(root: DeploymentRoot, plan: planning.Plan, held: list, at: datetime) -> Decision:
-    bad = root.release(plan.target) / pipeline.BAD_MARKER
-    if bad.exists():
+    bad = marks.bad_reason(root.release(plan.target))
+    if bad is not None:
         reason = (
-            f"{plan.target} failed before ({bad.read_text().strip()[:300]}); it is not retried until "
+            f"{plan.target} failed before ({bad[:300]}); it is not retried until "
             f"`auto_update --clear {plan.target}` or a newer tag"
         )
         return Decision(BACKOFF, plan.target, plan, reason, held)
     window = plan.window
     if not window.open:
-        opens = (
-            window.next_opens_at.astimezone(policy.zone()).isoformat(timespec="minutes")
-            if window.next_opens_at
-            else "never"
-        )
-        reason = f"{plan.update_class} window ({window.window}) is closed; it next opens {opens}"
+        reason = f"{plan.target} {policy.window_closed(window)}"
         return Decision(WAIT, plan.target, plan, reason, held)
     left = window.seconds_left(at)
     if left is not None and plan.estimated_duration_seconds > left:
@@ -77,10 +72,8 @@ def _judge(root: DeploymentRoot, plan: planning.Plan, held: list, at: datetime) 
 def clear(root: DeploymentRoot, tag: str) -> bool:
     """A human says: try this tag again. True if it had been marked failed."""
     git_repo.validate_tag_name(tag)
-    marker = root.release(tag) / pipeline.BAD_MARKER
-    if not marker.exists():
+    if not marks.clear(root.release(tag)):
         return False
-    marker.unlink()
     path = root.state.auto_update_state
     if path.exists():  # a new failure of this tag is news again
         reported = json.loads(path.read_text()).get("reported", [])

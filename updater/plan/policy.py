@@ -163,3 +163,18 @@ def _span(day: date, period: Period, tz: ZoneInfo) -> tuple[datetime, datetime]:
     start = datetime.combine(day, period.start, tzinfo=tz).astimezone(UTC)
     end = datetime.combine(end_day, period.end, tzinfo=tz).astimezone(UTC)
     return start, end
+
+
+def next_opening(window: WindowState) -> str:
+    """When a closed window opens next, in the windows' own time zone (or "never")."""
+    if window.next_opens_at is None:
+        return "never"
+    return window.next_opens_at.astimezone(zone()).strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+def window_closed(window: WindowState) -> str:
+    """The one wording of a closed window, for update, update_system and auto_update alike."""
+    return (
+        f"is classed {window.update_class}; its window ({window.window}) is closed "
+        f"and next opens {next_opening(window)}"
+    )

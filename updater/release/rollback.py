@@ -11,12 +11,17 @@ from pathlib import Path
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
-from updater import layout
 from updater.backup import backups
+from updater.errors import UpdateRefused
 from updater.layout import DeploymentRoot
 from updater.notify import outcome
-from updater.release import pipeline, releases
-from updater.run import journal
+from updater.release import marks, releases
+from updater.release.switching import switch_step, verify_step
+from updater.run import executor, faults, journal, locks, maintenance
+from updater.run.journal import Journal
+from updater.run.steps import Procedure, Step
+
+COMMAND = "rollback"
 
 # Asked of the newer release's Python: which of these applied migrations cannot be reversed?
 _IRREVERSIBLE_SCRIPT = (
@@ -74,25 +79,22 @@ def rollback(
 ) -> RollbackResult:
     """db: "auto" reverses migrations when all are reversible and restores the backup otherwise;
     "migrate", "restore" and "keep" insist. A restore only happens when confirm(plan) says yes."""
-    with pipeline.exclusive(root.lock_file, f"rollback --to {to or 'previous'} --db {db}"):
+    with locks.exclusive(root.lock_file, f"rollback --to {to or 'previous'} --db {db}"):
         return _rollback_locked(root, to, db, force, confirm)
 
 
 def _rollback_locked(
     root: DeploymentRoot, to: str | None, db: str, force: bool, confirm: Confirm | None
 ) -> RollbackResult:
-    if journal.unfinished(root.updates):
-        raise pipeline.UpdateRefused(
-            "an earlier run did not finish; run `manage.py rollback --recover` first"
-        )
+    journal.refuse_if_unfinished(root.updates)
     current = root.current_release()
     target = root.release(to) if to else root.previous_release()
     if target is None or not target.is_dir():
-        raise pipeline.UpdateRefused(f"there is no release {to or '(previous)'} to go back to")
+        raise UpdateRefused(f"there is no release {to or '(previous)'} to go back to")
     if current is not None and target.resolve() == current:
-        raise pipeline.UpdateRefused(f"{target.name} is already the current release")
-    if (target / pipeline.BAD_MARKER).exists() and not force:
-        raise pipeline.UpdateRefused(f"{target.name} was marked bad; pass --force to go back to it anyway")
+        raise UpdateRefused(f"{target.name} is already the current release")
+    if marks.bad_reason(target) is not None and not force:
+        raise UpdateRefused(f"{target.name} was marked bad; pass --force to go back to it anyway")
 
     target_release = releases.Release(target.name, target, None)
     current_release = releases.Release(current.name, current, None) if current else None
@@ -100,45 +102,86 @@ def _rollback_locked(
     ahead = sorted(node for node in MigrationRecorder(connection).applied_migrations() if node not in known)
     plan = _plan(root, current_release, target.name, ahead, db)
     if plan.database == "restore" and (confirm is None or not confirm(plan)):
-        raise pipeline.UpdateRefused(f"the restore was not confirmed. {plan.describe_losses()}")
+        raise UpdateRefused(f"the restore was not confirmed. {plan.describe_losses()}")
 
-    run = journal.Journal.start(root.updates, "rollback", current.name if current else None, target.name)
+    run = journal.Journal.start(root.updates, COMMAND, current.name if current else None, target.name)
+    run.record(
+        database_action=plan.database,
+        migrations_ahead=plan.ahead,
+        irreversible=plan.irreversible,
+        target=target,
+        from_release=current,
+        migrate_back_to=_migrate_back_targets(known, ahead),
+        restore_from=plan.backup,
+    )
     outcome.begin(run)
-    run.record(database_action=plan.database, migrations_ahead=plan.ahead, irreversible=plan.irreversible)
-    database = "unchanged"
-    try:
-        if plan.database != "keep":
-            pipeline.maintenance_on(root, run, f"rollback to {target.name}")
-        if plan.database == "migrate":
-            with pipeline.step(run, "migrate back"):
-                _migrate_back(root, current_release, known, ahead)
-            database = "migrated back"
-        elif plan.database == "restore":
-            with pipeline.step(run, "restore"):
-                backups.restore_backup(plan.backup)
-            run.record(database_restored_from=plan.backup)
-            database = f"restored from {plan.backup}"
-        run.record(switched_from=current)
-        smoke = releases.start(root, target_release, "smoke_check")  # overlaps the switch, as in update
-        try:
-            with pipeline.step(run, "switch"):
-                layout.switch(root, target)
-                pipeline.reload_app_server()
-            with pipeline.step(run, "verify"):
-                run.record(smoke_checks=smoke.result().strip().splitlines())
-        finally:
-            if smoke.process.poll() is None:
-                smoke.process.kill()
-    except Exception as error:
-        pipeline.undo(root, run)
-        outcome.conclude(run, journal.FAILED, str(error), changed=False)
-        raise pipeline.UpdateFailed(
-            f"the rollback to {target.name} failed and was undone: {error}"
-        ) from error
-    finally:
-        pipeline.maintenance_off(root, run)
-    outcome.conclude(run, journal.SUCCEEDED, changed=True)
+    executor.execute(
+        run,
+        steps(root, run),
+        lambda undone: f"the rollback to {target.name} failed and was undone: {undone.cause}",
+    )
+    database = {
+        "keep": "unchanged",
+        "migrate": "migrated back",
+        "restore": f"restored from {plan.backup}",
+    }[plan.database]
     return RollbackResult(current.name if current else None, target.name, database, run)
+
+
+def steps(root: DeploymentRoot, run: Journal) -> Procedure:
+    """The rollback's steps, built from the journal alone. Undone, they put the database back where
+    the rollback found it (re-applying reversed migrations, or the safety backup taken before the
+    restore), then the code; the rollback's target is never marked bad."""
+    target = Path(run.fact("target")).name
+
+    def action(name: str):
+        return lambda run: run.fact("database_action") == name
+
+    def from_release(run: Journal) -> releases.Release:
+        path = Path(run.fact("from_release"))
+        return releases.Release(path.name, path, None)
+
+    def migrate_back(run: Journal) -> None:
+        # Reverse migrations are run by the *newer* code, which knows how to undo them.
+        for app, name in sorted(run.fact("migrate_back_to").items()):
+            releases.manage(root, from_release(run), "migrate", app, name, "--noinput")
+            faults.point("migrate back:during")
+
+    def migrate_forward(run: Journal) -> None:
+        releases.manage(root, from_release(run), "migrate", "--noinput")
+
+    def safety_backup(run: Journal) -> None:
+        result = backups.create_backup(output=root.backups, reason=f"before the rollback to {target}")
+        backups.pin(result.path, f"rollback {run.data['id']} to {target}")
+        run.record(safety_backup=result.path)
+
+    def unpin(run: Journal) -> None:
+        if run.fact("safety_backup"):
+            backups.unpin(Path(run.fact("safety_backup")))
+
+    def restore(run: Journal) -> None:
+        backups.restore_backup(Path(run.fact("restore_from")), safety=Path(run.fact("safety_backup")))
+        run.record(database_restored_from=run.fact("restore_from"))
+
+    def put_back(run: Journal) -> None:
+        backups.restore_backup(Path(run.fact("safety_backup")))
+        run.record(database_put_back_from=run.fact("safety_backup"))
+
+    return Procedure(
+        COMMAND,
+        (
+            maintenance.step(
+                lambda run: f"rollback to {target}", when=lambda run: run.fact("database_action") != "keep"
+            ),
+            Step("migrate back", migrate_back, migrate_forward, when=action("migrate")),
+            Step("safety backup", safety_backup, unpin, when=action("restore")),
+            Step("restore", restore, put_back, when=action("restore")),
+            switch_step(root),
+            verify_step(root),
+            maintenance.off_step(),
+            Step("finish", unpin, None),
+        ),
+    )
 
 
 def _plan(
@@ -155,7 +198,7 @@ def _plan(
     script = _IRREVERSIBLE_SCRIPT.replace("{nodes!r}", repr([list(node) for node in ahead]))
     irreversible = json.loads(releases.manage(root, current, "shell", "--no-imports", "-c", script))
     if db == "migrate" and irreversible:
-        raise pipeline.UpdateRefused(
+        raise UpdateRefused(
             f"these migrations cannot be reversed: {', '.join(irreversible)}; "
             "use --db restore (the backup taken before the update) or --db keep"
         )
@@ -189,13 +232,13 @@ def _migrations_of(root: DeploymentRoot, release: releases.Release) -> set[tuple
     return {tuple(node) for node in json.loads(output)}
 
 
-def _migrate_back(
-    root: DeploymentRoot, current: releases.Release, known: set[tuple[str, str]], ahead: list[tuple[str, str]]
-) -> None:
-    """Reverse migrations run by the *newer* code, which knows how to undo them."""
+def _migrate_back_targets(known: set[tuple[str, str]], ahead: list[tuple[str, str]]) -> dict[str, str]:
+    """Per app with migrations ahead of the target: the target's newest migration, or "zero"."""
+    targets = {}
     for app in sorted({app for app, _name in ahead}):
         names = sorted(name for known_app, name in known if known_app == app)
-        releases.manage(root, current, "migrate", app, names[-1] if names else "zero", "--noinput")
+        targets[app] = names[-1] if names else "zero"
+    return targets
 
 
 def _backup_before(root: DeploymentRoot, version: str) -> Path:
@@ -206,6 +249,4 @@ def _backup_before(root: DeploymentRoot, version: str) -> Path:
             and run.fact("backup")
         ):
             return Path(run.fact("backup"))
-    raise pipeline.UpdateRefused(
-        f"no backup taken before the update to {version} was found; use --db migrate or keep"
-    )
+    raise UpdateRefused(f"no backup taken before the update to {version} was found; use --db migrate or keep")

@@ -16,11 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from updater import layout
+from updater.errors import RECOVER_FIRST, UpdateRefused
 from updater.run.files import write_atomically
 
 JOURNAL_NAME = re.compile(r"^[0-9]{8}T[0-9]{12}Z-[a-z_]+\.json$")  # <UTC stamp>-<command>.json
 RUNNING, SUCCEEDED, FAILED, ROLLED_BACK = "running", "succeeded", "failed", "rolled back"
+UNDO_FAILED = "undo failed"  # not finished: `rollback --recover` goes on undoing it
 FINISHED = (SUCCEEDED, FAILED, ROLLED_BACK)
+INTERRUPTED = "interrupted"  # a step that was running when its process died
 
 
 def _now() -> str:
@@ -31,6 +34,8 @@ def _now() -> str:
 class Journal:
     path: Path
     data: dict = field(default_factory=dict)
+    # What one process hands from a step to a later one and cannot be journaled (a running child).
+    scratch: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def start(
@@ -73,6 +78,8 @@ class Journal:
         return self.data["status"]
 
     def step_started(self, name: str) -> None:
+        """A step begins; an interrupted attempt of the same step (completing a run) is replaced."""
+        self.data["steps"] = [s for s in self.data["steps"] if s["name"] != name]
         self.data["steps"].append(
             {"name": name, "status": RUNNING, "started_at": _now(), "clock": time.monotonic()}
         )
@@ -100,6 +107,25 @@ class Journal:
 
     def started(self, name: str) -> bool:
         return any(s["name"] == name for s in self.data["steps"])
+
+    def undone(self, name: str) -> bool:
+        return any(s["name"] == name and s.get("undone") for s in self.data["steps"])
+
+    def mark_undone(self, name: str, note: str = "") -> None:
+        for step in self.data["steps"]:
+            if step["name"] == name:
+                step["undone"] = _now()
+                if note:
+                    step["undo_note"] = note
+        self.save()
+
+    def close_interrupted(self) -> None:
+        """Steps left running by a process that died are journaled as interrupted, not running."""
+        for step in self.data["steps"]:
+            if step["status"] == RUNNING:
+                step["status"] = INTERRUPTED
+                step.pop("clock", None)
+        self.save()
 
     def finish(self, status: str, cause: str | None = None) -> None:
         self.data["status"] = status
@@ -140,3 +166,11 @@ def all_journals(directory: Path) -> list[Journal]:
 
 def unfinished(directory: Path) -> list[Journal]:
     return [journal for journal in all_journals(directory) if journal.status not in FINISHED]
+
+
+def refuse_if_unfinished(directory: Path) -> None:
+    """New work waits until an interrupted run has been completed or undone."""
+    stuck = unfinished(directory)
+    if stuck:
+        run = stuck[-1].data
+        raise UpdateRefused(f"the run {run['id']} ({run['command']}) did not finish; {RECOVER_FIRST}")

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from updater.errors import UpdateBusy
+
 
 @dataclass(frozen=True)
 class Holder:
@@ -69,3 +71,14 @@ def hold(path: Path, command: str | None = None) -> Iterator[Holder]:
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+
+
+@contextmanager
+def exclusive(lock_file: Path, command: str) -> Iterator[None]:
+    """The update lock shared by every run that changes the site; UpdateBusy naming its holder if taken."""
+    try:
+        with hold(lock_file, command=command):
+            yield
+    except LockHeld as held:
+        who = held.holder.describe() if held.holder else "another process"
+        raise UpdateBusy(f"another update or rollback is running ({who})") from None

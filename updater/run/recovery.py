@@ -1,42 +1,66 @@
 """Finishing runs that were interrupted (kill -9, power loss): `rollback --recover`.
 
-The journal says how far a run got. A run that had verified the new release is completed (it only
-lacked its last bookkeeping); any other is undone: `current` back to the release it replaced, the
-database restored from the run's backup if migrations had started, maintenance mode off.
+The journal names the run's command and how far each step got. The command's own steps are rebuilt
+from the journal; a run past its point of no return is completed (the steps it had not done), any
+other is undone (the started steps' own undo, newest first). Undo marks are journaled, so a recovery
+that is itself killed resumes where it stopped. A step that cannot be undone (apt) is reported so.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from updater.backup import backups
-from updater.layout import DeploymentRoot
-from updater.notify import outcome
-from updater.release import pipeline
-from updater.run import journal
+from updater import layout
+from updater.backup import restore, safe_migrate
+from updater.release import rollback, update
+from updater.run import executor, journal, locks, steps
+from updater.run.journal import Journal
+from updater.run.steps import Procedure
+from updater.system import system_update
 
 
 @dataclass(frozen=True)
 class Recovered:
     run_id: str
-    outcome: str  # "completed" or "rolled back"
+    command: str
+    outcome: str  # "completed", "rolled back" or "failed" (with a step that cannot be undone)
     version: str | None
+    detail: str = ""
 
 
-def recover(root: DeploymentRoot) -> list[Recovered]:
-    with pipeline.exclusive(root.lock_file, "rollback --recover"):
-        return [_recover_one(root, run) for run in journal.unfinished(root.updates)]
+def _procedures() -> dict[str, Callable[[Journal], Procedure]]:
+    """Each command that changes a live site, and how its steps are rebuilt from a journal."""
+
+    def in_deployment(build: Callable) -> Callable[[Journal], Procedure]:
+        return lambda run: build(layout.find_root(), run)
+
+    return {
+        update.COMMAND: in_deployment(update.steps),
+        rollback.COMMAND: in_deployment(rollback.steps),
+        safe_migrate.COMMAND: safe_migrate.steps,
+        restore.COMMAND: restore.steps,
+        system_update.COMMAND: system_update.steps,
+    }
 
 
-def _recover_one(root: DeploymentRoot, run: journal.Journal) -> Recovered:
-    if run.fact("verified"):
-        pipeline.maintenance_off(root, run)
-        if run.fact("backup"):
-            backups.unpin(Path(run.fact("backup")))
-        outcome.conclude(run, journal.SUCCEEDED, "completed by rollback --recover after an interruption",
-                           changed=True)  # fmt: skip
-        return Recovered(run.data["id"], "completed", run.data.get("to_version"))
-    pipeline.undo(root, run)
-    if run.data.get("to_version"):
-        pipeline.mark_bad(root, run.data["to_version"], "interrupted; undone by rollback --recover")
-    outcome.conclude(run, journal.ROLLED_BACK, "interrupted; undone by rollback --recover", changed=False)
-    return Recovered(run.data["id"], "rolled back", run.data.get("from_version"))
+def recover() -> list[Recovered]:
+    state = layout.state()
+    with locks.exclusive(state.lock_file, "rollback --recover"):
+        return [_recover_one(run) for run in journal.unfinished(state.updates)]
+
+
+def _recover_one(run: Journal) -> Recovered:
+    build = _procedures().get(run.data.get("command"))
+    if build is None:
+        run.close_interrupted()
+        run.finish(journal.FAILED, "interrupted; this command cannot be recovered automatically")
+        return Recovered(run.data["id"], run.data.get("command", "?"), "failed", None, "unknown command")
+    procedure = build(run)
+    if steps.past_point_of_no_return(run, procedure.steps):
+        executor.complete_run(run, procedure)
+        return Recovered(run.data["id"], procedure.command, "completed", run.data.get("to_version"))
+    undone = executor.undo_run(
+        run, procedure, run.data.get("cause") or "interrupted; undone by rollback --recover"
+    )
+    if undone.impossible:
+        return Recovered(run.data["id"], procedure.command, "failed", None, run.data["cause"])
+    return Recovered(run.data["id"], procedure.command, "rolled back", run.data.get("from_version"))

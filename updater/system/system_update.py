@@ -30,14 +30,18 @@ from django.conf import settings
 
 from updater import layout
 from updater.backup import backups
+from updater.errors import UpdateFailed, UpdateRefused
 from updater.notify import outcome
 from updater.plan import policy
-from updater.release import pipeline, venvs
-from updater.run import journal
+from updater.release import venvs
+from updater.release.reload import reload_app_server
+from updater.run import executor, journal, locks
 from updater.run.files import fsync_directory, write_atomically
+from updater.run.steps import Procedure, Step
 from updater.system import apt
 from updater.system.apt import AptError, Held, Upgrade
 
+COMMAND = "update_system"
 _CLASS_RANK = {policy.ROUTINE: 0, policy.IMPORTANT: 1, policy.CRITICAL: 2}
 
 
@@ -84,74 +88,85 @@ def plan_system(options: SystemOptions) -> SystemPlan:
 
 
 def update_system(options: SystemOptions) -> SystemResult:
-    with pipeline.exclusive(layout.state().lock_file, "update_system"):
+    with locks.exclusive(layout.state().lock_file, "update_system"):
         return _locked(options)
 
 
 def _locked(options: SystemOptions) -> SystemResult:
-    updates = journal.default_directory()
-    if journal.unfinished(updates):
-        raise pipeline.UpdateRefused(
-            "an earlier run did not finish; run `manage.py rollback --recover` first"
-        )
+    updates = layout.state().updates
+    journal.refuse_if_unfinished(updates)
     repaired = ""
     if not options.dry_run and apt.interrupted():
         try:
             repaired = apt.repair() or "dpkg --configure -a finished"
         except AptError as error:
-            raise pipeline.UpdateFailed(
-                f"dpkg was left interrupted and could not be repaired: {error}"
-            ) from error
+            raise UpdateFailed(f"dpkg was left interrupted and could not be repaired: {error}") from error
     try:
         plan = plan_system(options)
     except AptError as error:
-        raise pipeline.UpdateRefused(f"the upgrade could not be planned: {error}") from error
+        raise UpdateRefused(f"the upgrade could not be planned: {error}") from error
     result = SystemResult(plan, repaired)
     if options.dry_run or not plan.upgrades:
         return result
     if not plan.window.open and not options.ignore_window:
-        opens = (
-            plan.window.next_opens_at.isoformat(timespec="minutes") if plan.window.next_opens_at else "never"
-        )
-        raise pipeline.UpdateRefused(
-            f"the upgrade is classed {plan.update_class}; its window ({plan.window.window}) is closed and "
-            f"next opens {opens}; pass --ignore-window to upgrade now"
+        raise UpdateRefused(
+            f"the upgrade {policy.window_closed(plan.window)}; pass --ignore-window to upgrade now"
         )
     names = [u.name for u in plan.upgrades]
-    run = journal.Journal.start(updates, "update_system", None, f"{len(names)} system package(s)")
+    run = journal.Journal.start(updates, COMMAND, None, f"{len(names)} system package(s)")
     result.run = run
     run.record(
         update_class=plan.update_class,
         packages=[f"{u.name} {u.installed} -> {u.candidate} ({u.origins})" for u in plan.upgrades],
+        package_names=names,
         held_back=[f"{h.name}: {h.reason}" for h in plan.held],
         dpkg_repaired=repaired or None,
     )
     outcome.begin(run)
-    try:
-        with pipeline.step(run, "backup"):
-            run.record(etc_backup=backup_etc(Path(settings.SYSTEM_ETC_DIR), layout.state().backups))
-            run.record(backup=backups.create_backup(reason="before update_system").path)
-        with pipeline.step(run, "upgrade"):
-            output = apt.upgrade(names)
-            run.record(apt_output_tail=output.strip().splitlines()[-20:])
-        with pipeline.step(run, "restart"):
-            _restart(run, names)
+
+    def failure(undone: executor.Undone) -> str:
+        where = run.fact("etc_backup")
+        hint = f"; /etc was saved to {where}" if where else ""
+        return f"the system upgrade failed: {undone.cause}{hint}"
+
+    executor.execute(run, steps(run), failure)
+    result.facts = run.data["facts"]
+    return result
+
+
+def steps(run: journal.Journal) -> Procedure:
+    """Backup, upgrade (cannot be undone: packages are not downgraded), restart, verify."""
+
+    def backup(run: journal.Journal) -> None:
+        run.record(etc_backup=backup_etc(Path(settings.SYSTEM_ETC_DIR), layout.state().backups))
+        run.record(backup=backups.create_backup(reason="before update_system").path)
+
+    def upgrade(run: journal.Journal) -> None:
+        output = apt.upgrade(run.fact("package_names"))
+        run.record(apt_output_tail=output.strip().splitlines()[-20:])
+
+    def restart(run: journal.Journal) -> None:
+        _restart(run, run.fact("package_names"))
         reboot = Path(settings.SYSTEM_REBOOT_FLAG)
         if reboot.exists():
             packages_file = Path(str(reboot) + ".pkgs")
             needed_by = packages_file.read_text().split() if packages_file.exists() else []
             run.record(reboot_required=needed_by or True)
-        with pipeline.step(run, "verify"):
-            _verify(run)
-    except Exception as error:
-        cause = f"{type(error).__name__}: {error}"
-        outcome.conclude(run, journal.FAILED, cause, changed=True)
+
+    def cannot_undo(run: journal.Journal) -> str:
         where = run.fact("etc_backup")
-        hint = f"; /etc was saved to {where}" if where else ""
-        raise pipeline.UpdateFailed(f"the system upgrade failed: {cause}{hint}") from error
-    outcome.conclude(run, journal.SUCCEEDED, changed=True)
-    result.facts = run.data["facts"]
-    return result
+        return f"; packages are not downgraded: /etc was saved to {where}" if where else ""
+
+    return Procedure(
+        COMMAND,
+        (
+            Step("backup", backup, lambda run: None),
+            Step("upgrade", upgrade, None),
+            Step("restart", restart, None),
+            Step("verify", _verify, lambda run: None, completes=True),
+        ),
+        cannot_undo=cannot_undo,
+    )
 
 
 def _restart(run: journal.Journal, names: list[str]) -> None:
@@ -165,7 +180,7 @@ def _restart(run: journal.Journal, names: list[str]) -> None:
     rebuilt = rebuild_venv_if_python_changed()
     if rebuilt:
         run.record(venv_rebuilt=rebuilt)
-    pipeline.reload_app_server()  # the app server picks up upgraded libraries (and a rebuilt venv)
+    reload_app_server()  # the app server picks up upgraded libraries (and a rebuilt venv)
 
 
 def _verify(run: journal.Journal) -> None:

@@ -6,7 +6,8 @@ from updater import layout
 from updater.command_options import outcome_as_exit_code
 from updater.notify import outcome
 from updater.plan import auto, policy
-from updater.release import git_repo, pipeline
+from updater.release import git_repo
+from updater.release import update as updates
 
 
 class Command(BaseCommand):
@@ -46,7 +47,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Nothing applied ({decision.action}): {decision.reason or 'up to date'}")
             return
         with outcome_as_exit_code("auto_update"):
-            result = pipeline.update(root, decision.tag, pipeline.Options(actor="auto_update"))
+            result = updates.update(root, decision.tag, updates.Options(actor="auto_update"))
         plan = result.plan
         self.stdout.write(
             self.style.SUCCESS(

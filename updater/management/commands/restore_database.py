@@ -3,7 +3,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from updater.backup import backups, engines
+from updater.backup import backups, engines, restore
+from updater.command_options import outcome_as_exit_code
 
 
 class Command(BaseCommand):
@@ -36,7 +37,8 @@ class Command(BaseCommand):
             if answer.strip().lower() != "yes":
                 raise CommandError("Restore cancelled; nothing was changed.")
         try:
-            result = backups.restore_backup(path, force=options["force"])
+            with outcome_as_exit_code("Restore"):
+                result = restore.restore(path, force=options["force"])
         except backups.BackupBusy as error:
             raise CommandError(str(error), returncode=3) from error
         except backups.BackupError as error:

@@ -20,15 +20,19 @@ class Command(BaseCommand):
             help="auto (default): reverse migrations when all are reversible, else restore the pre-update "
             "backup after confirmation; migrate / restore / keep insist on one",
         )
-        parser.add_argument("--recover", action="store_true", help="complete or undo an interrupted update")
+        parser.add_argument(
+            "--recover",
+            action="store_true",
+            help="complete or undo any interrupted run (update, rollback, restore...)",
+        )
         parser.add_argument("--force", action="store_true", help="go back to a release marked bad")
         parser.add_argument("--no-input", action="store_true", help="do not ask before restoring a backup")
 
     def handle(self, *args, **options):
         with outcome_as_exit_code("Rollback"):
-            root = layout.find_root()
             if options["recover"]:
-                return self._recover(root)
+                return self._recover()
+            root = layout.find_root()
             result = rollbacks.rollback(
                 root,
                 to=options["to"],
@@ -42,13 +46,17 @@ class Command(BaseCommand):
             )
         )
 
-    def _recover(self, root) -> None:
-        recovered = recovery.recover(root)
+    def _recover(self) -> None:
+        recovered = recovery.recover()
         if not recovered:
             self.stdout.write("Nothing to recover: every run finished.")
         for item in recovered:
+            if item.outcome == "failed":
+                self.stderr.write(f"Run {item.run_id} ({item.command}): {item.detail}")
+                continue
+            serving = f"; serving {item.version}" if item.version else ""
             self.stdout.write(
-                self.style.SUCCESS(f"Run {item.run_id}: {item.outcome}; serving {item.version}.")
+                self.style.SUCCESS(f"Run {item.run_id} ({item.command}): {item.outcome}{serving}.")
             )
 
     def _announce_restore(self, plan: rollbacks.RollbackPlan) -> bool:

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 
 from updater import layout
 from updater.command_options import OwnVersionOption, outcome_as_exit_code
-from updater.release import pipeline
+from updater.release import update as updates
 
 
 class Command(OwnVersionOption, BaseCommand):
@@ -23,10 +23,10 @@ class Command(OwnVersionOption, BaseCommand):
     def handle(self, *args, **options):
         with outcome_as_exit_code("Update"):
             root = layout.find_root()
-            result = pipeline.update(
+            result = updates.update(
                 root,
                 options["tag"],
-                pipeline.Options(
+                updates.Options(
                     skip_backup=options["skip_backup"],
                     dry_run=options["dry_run"],
                     allow_breaking=options["allow_breaking"],

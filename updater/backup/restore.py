@@ -1,0 +1,61 @@
+"""restore_database as journaled steps: verify the backup (nothing changes if it is bad), maintenance
+on, a pinned safety backup, the restore (undone by putting the safety backup back), maintenance off.
+A restore killed half-way is undone by `rollback --recover` from the safety backup."""
+
+from pathlib import Path
+
+from updater import layout
+from updater.backup import backups
+from updater.run import executor, journal, locks, maintenance
+from updater.run.journal import Journal
+from updater.run.steps import Procedure, Step
+
+COMMAND = "restore_database"
+
+
+def restore(path: Path, *, force: bool = False) -> backups.RestoreResult:
+    path = Path(path).resolve()  # `latest` may be repointed while we work; hold on to its target
+    backups.verify_backup(path)  # a bad backup is refused before anything is journaled or changed
+    state = layout.state()
+    with locks.exclusive(state.lock_file, f"restore_database {path.name}"):
+        journal.refuse_if_unfinished(state.updates)
+        run = Journal.start(state.updates, COMMAND, None, path.name)
+        run.record(restore_from=path, force=force)
+        executor.execute(run, steps(run), lambda undone: f"the restore of {path.name} failed: {undone.cause}")
+    return backups.RestoreResult(
+        path, Path(run.fact("safety_backup")), run.fact("table_counts"), run.fact("integrity_problems")
+    )
+
+
+def steps(run: Journal) -> Procedure:
+    def safety_backup(run: Journal) -> None:
+        name = Path(run.fact("restore_from")).name
+        result = backups.create_backup(reason=f"safety net before restoring {name}")
+        backups.pin(result.path, f"restore {run.data['id']}")
+        run.record(safety_backup=result.path)
+
+    def unpin(run: Journal) -> None:
+        if run.fact("safety_backup"):
+            backups.unpin(Path(run.fact("safety_backup")))
+
+    def load(run: Journal) -> None:
+        result = backups.restore_backup(
+            Path(run.fact("restore_from")), force=run.fact("force"), safety=Path(run.fact("safety_backup"))
+        )
+        run.record(table_counts=result.table_counts, integrity_problems=result.integrity_problems)
+
+    def put_back(run: Journal) -> None:
+        backups.restore_backup(Path(run.fact("safety_backup")), force=True)
+        run.record(database_put_back_from=run.fact("safety_backup"))
+
+    return Procedure(
+        COMMAND,
+        (
+            maintenance.step(lambda run: f"restore of {Path(run.fact('restore_from')).name}"),
+            Step("safety backup", safety_backup, unpin),
+            Step("restore", load, put_back),
+            Step("verify", lambda run: None, lambda run: None, completes=True),
+            maintenance.off_step(),
+            Step("finish", unpin, None),
+        ),
+    )

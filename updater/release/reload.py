@@ -1,0 +1,47 @@
+"""Telling the app server that `current` moved, and waiting until it serves the new version."""
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+from django.conf import settings
+
+from updater.errors import UpdateFailed
+
+RELOAD_TIMEOUT = 120
+
+
+def reload_app_server() -> None:
+    """UPDATER_RELOAD_COMMAND (an argument list, never a shell), or SIGHUP to UPDATER_RELOAD_PIDFILE."""
+    if settings.UPDATER_RELOAD_COMMAND:
+        result = subprocess.run(
+            shlex.split(settings.UPDATER_RELOAD_COMMAND),
+            capture_output=True,
+            text=True,
+            timeout=RELOAD_TIMEOUT,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise UpdateFailed(f"the reload command failed: {(result.stderr or result.stdout).strip()}")
+    elif settings.UPDATER_RELOAD_PIDFILE:
+        pid = int(Path(settings.UPDATER_RELOAD_PIDFILE).read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+
+
+def wait_for_version(url: str, version: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    seen = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = requests.get(url, timeout=5)
+            seen = response.json().get("version", "?") if response.ok else f"HTTP {response.status_code}"
+            if seen == version:
+                return
+        except (requests.RequestException, ValueError) as error:
+            seen = str(error)
+        time.sleep(0.5)
+    raise UpdateFailed(f"{url} did not report {version} within {timeout:.0f}s (last: {seen})")

@@ -1,0 +1,242 @@
+"""`update --version TAG`: preflight (nothing changes), then the steps below, each with its own undo.
+
+    prepare      worktree, venv, checks, collectstatic, migrate --plan   (the live site is untouched)
+    maintenance  only with pending migrations                            undo: maintenance off
+    backup       verified and pinned                                     undo: unpin
+    migrate      run by the new release                                  undo: restore the backup
+    switch       current <- new, reload                                  undo: switch back, reload
+    verify       health URL + smoke checks: the point of no return
+    maintenance off, finish (unpin the backup, retention)
+
+A failure before verify undoes the started steps in reverse and marks the release bad; a run killed
+anywhere is completed or undone by `rollback --recover` from the same steps (updater/run/recovery.py).
+"""
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from updater.backup import backups
+from updater.errors import UpdateFailed, UpdateRefused
+from updater.layout import DeploymentRoot
+from updater.notify import outcome
+from updater.plan import migrations, planning, policy
+from updater.release import git_repo, marks, releases
+from updater.release.switching import switch_step, verify_step
+from updater.run import executor, faults, journal, locks, maintenance
+from updater.run.journal import Journal
+from updater.run.steps import Procedure, Step
+
+COMMAND = "update"
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    from_version: str | None
+    to_version: str
+    pending_migrations: list[str]
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    journal: journal.Journal
+    plan: UpdatePlan
+
+
+@dataclass(frozen=True)
+class Options:
+    skip_backup: bool = False
+    dry_run: bool = False
+    allow_breaking: bool = False
+    ignore_window: bool = False
+    actor: str | None = None  # who asked: a login, or "auto_update"
+
+
+def update(root: DeploymentRoot, tag: str, options: Options | None = None) -> UpdateResult:
+    options = options or Options()
+    git_repo.validate_tag_name(tag)
+    with locks.exclusive(root.lock_file, f"update --version {tag}"):
+        return _update_locked(root, tag, options)
+
+
+def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateResult:
+    journal.refuse_if_unfinished(root.updates)
+    old_version = root.current_version()
+    release_plan = _preflight(root, tag, old_version, options)
+    run = journal.Journal.start(root.updates, COMMAND, old_version, tag, actor=options.actor)
+    run.record(
+        update_class=release_plan.update_class,
+        changelog=[_commit_summary(commit) for commit in release_plan.commits],
+        dry_run=options.dry_run,
+        target=root.release(tag),
+        with_backup=not options.skip_backup,
+    )
+    procedure = steps(root, run)
+    if options.dry_run:
+        procedure = Procedure(COMMAND, procedure.steps[:1], procedure.after_undo)
+    else:
+        outcome.begin(run)
+
+    def failure(undone: executor.Undone) -> str:
+        if not undone.touched_live:
+            return f"preparing {tag} failed; the live site was not touched: {undone.cause}"
+        return f"the update to {tag} failed and was rolled back to {old_version}: {undone.cause}"
+
+    executor.execute(run, procedure, failure)
+    return UpdateResult(run, UpdatePlan(old_version, tag, run.fact("pending_migrations", [])))
+
+
+def _preflight(root: DeploymentRoot, tag: str, old_version: str | None, options: Options) -> planning.Plan:
+    """Every refusal happens here, before the journal starts: a refused update changed nothing."""
+    try:
+        git_repo.fetch(root.repo)
+        git_repo.tag_commit(root.repo, tag)
+        if getattr(settings, "UPDATER_REQUIRE_SIGNED_TAGS", False):
+            git_repo.verify_tag(
+                root.repo,
+                tag,
+                allowed_signers=settings.UPDATER_ALLOWED_SIGNERS,
+                gnupghome=settings.UPDATER_GNUPGHOME,
+            )
+    except git_repo.InvalidVersion as error:
+        raise UpdateRefused(str(error)) from error
+    except git_repo.GitError as error:
+        raise UpdateRefused(f"the repository could not be fetched: {error}") from error
+    if tag == old_version:
+        raise UpdateRefused(f"{tag} is already the current release; nothing to do")
+    reason = marks.bad_reason(root.release(tag))
+    if reason is not None:
+        raise UpdateRefused(f"{tag} was marked bad by an earlier failed update: {reason}")
+    _check_disk(root)
+    try:
+        connection.ensure_connection()
+    except DatabaseError as error:
+        raise UpdateRefused(f"the database is unreachable: {error}") from error
+    try:
+        release_plan = planning.plan(root, tag)
+    except (git_repo.GitError, policy.PolicyError) as error:
+        raise UpdateRefused(f"the update could not be planned: {error}") from error
+    _check_policy(release_plan, options)
+    return release_plan
+
+
+def steps(root: DeploymentRoot, run: Journal) -> Procedure:
+    """The update's steps, built from the journal alone (recovery rebuilds them the same way)."""
+    tag = Path(run.fact("target")).name
+
+    def migrating(run: Journal) -> bool:
+        return bool(run.fact("pending_migrations"))
+
+    def with_backup(run: Journal) -> bool:
+        return run.fact("with_backup", True) or migrating(run)
+
+    def prepare(run: Journal) -> None:
+        wheelhouse = Path(settings.UPDATER_WHEELHOUSE) if settings.UPDATER_WHEELHOUSE else None
+        release = releases.prepare(root, tag, wheelhouse=wheelhouse)
+        releases.manage(root, release, "check", "--deploy", "--fail-level", "ERROR")
+        releases.manage(root, release, "compilemessages", "--ignore=.venv", "-v", "0")
+        releases.manage(root, release, "collectstatic", "--noinput", "-v", "0")
+        plan_output = releases.manage(root, release, "migrate", "--plan")
+        pending = migrations.from_plan_output(plan_output)
+        run.record(pending_migrations=pending, venv=str(release.venv.path), venv_reused=release.venv.reused)
+
+    def backup(run: Journal) -> None:
+        result = backups.create_backup(output=root.backups, reason=f"before update to {tag}")
+        backups.pin(result.path, f"update {run.data['id']} to {tag}")
+        run.record(backup=result.path)
+
+    def unpin(run: Journal) -> None:
+        if run.fact("backup"):
+            backups.unpin(Path(run.fact("backup")))
+
+    def migrate(run: Journal) -> None:
+        running = releases.start(root, _release(root, tag), "migrate", "--noinput")
+        faults.point("migrate:during")
+        running.result()
+
+    def restore(run: Journal) -> None:
+        backup = Path(run.fact("backup"))
+        backups.restore_backup(backup)
+        run.record(database_restored_from=backup)
+
+    def finish(run: Journal) -> None:
+        unpin(run)  # the update no longer depends on it; rotation may take it
+        _retention(root, run)
+
+    return Procedure(
+        COMMAND,
+        (
+            Step("prepare", prepare, lambda run: None, touches_live=False),
+            maintenance.step(lambda run: f"update to {tag}", when=migrating),
+            Step("backup", backup, unpin, when=with_backup),
+            Step("migrate", migrate, restore, when=migrating),
+            switch_step(root),
+            verify_step(root),
+            maintenance.off_step(),
+            Step("finish", finish, None),
+        ),
+        after_undo=lambda run, cause: marks.mark_bad(root, tag, cause),
+    )
+
+
+def _release(root: DeploymentRoot, tag: str) -> releases.Release:
+    return releases.Release(tag, root.release(tag), None)  # its venv was linked by prepare
+
+
+def _check_policy(release_plan: planning.Plan, options: Options) -> None:
+    """BREAKING needs --allow-breaking; outside the class's window needs --ignore-window."""
+    if release_plan.breaking and not options.allow_breaking:
+        listed = "; ".join(commit.subject for commit in release_plan.breaking[:5])
+        raise UpdateRefused(
+            f"{release_plan.target} contains BREAKING changes ({listed}); "
+            "read them, then pass --allow-breaking"
+        )
+    window = release_plan.window
+    if not window.open and not options.ignore_window:
+        raise UpdateRefused(
+            f"{release_plan.target} {policy.window_closed(window)}; pass --ignore-window to update now"
+        )
+
+
+def _commit_summary(commit) -> dict:
+    return {
+        "sha": commit.sha[:12],
+        "type": commit.type,
+        "subject": commit.subject,
+        "breaking": commit.breaking,
+    }
+
+
+def _check_disk(root: DeploymentRoot) -> None:
+    free = shutil.disk_usage(root.path).free
+    needed = settings.UPDATER_MIN_FREE_BYTES
+    if free < needed:
+        raise UpdateRefused(
+            f"only {free // 2**20} MB free under {root.path}; an update needs {needed // 2**20} MB"
+        )
+
+
+def _retention(root: DeploymentRoot, run: journal.Journal) -> None:
+    """Keep UPDATER_KEEP_RELEASES good releases; never current, previous, or bad ones' evidence."""
+    keep = settings.UPDATER_KEEP_RELEASES
+    protected = {p for p in (root.current_release(), root.previous_release()) if p}
+    candidates = sorted(
+        (p for p in root.releases.iterdir() if p.is_dir() and marks.bad_reason(p) is None),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    removed = []
+    for release in candidates[keep:]:
+        if release.resolve() in protected:
+            continue
+        git_repo.remove_worktree(root.repo, release)
+        removed.append(release.name)
+    if removed:
+        run.record(removed_releases=removed)
+
+
+# Kept for callers that only need the exception names with the command.
+__all__ = ["COMMAND", "Options", "UpdateFailed", "UpdateResult", "steps", "update"]
