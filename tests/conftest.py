@@ -160,6 +160,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section(f"SIGKILL fault injection ({database}): killed -> after rollback --recover")
         for where, outcome in reports.fault_injection:
             terminalreporter.write_line(f"  {where:<22} -> {outcome}")
+    if reports.fault_matrix:
+        database = "MariaDB" if config.getoption("--mariadb") else "SQLite"
+        terminalreporter.section(f"Fault matrix ({database}): command x fault -> after rollback --recover")
+        for command, fault, outcome in reports.fault_matrix:
+            terminalreporter.write_line(f"  {command:<24} {fault:<30} -> {outcome}")
     for line in reports.concurrency:
         terminalreporter.write_line(f"Two updates at once: {line}")
 

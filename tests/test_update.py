@@ -250,7 +250,16 @@ def test_update_with_a_migration_serves_the_new_release_and_keeps_the_data(deplo
     journal = last_journal(deployed)
     assert journal["status"] == "succeeded"
     steps = [step["name"] for step in journal["steps"]]
-    assert steps == ["prepare", "backup", "migrate", "switch", "verify"]
+    assert steps == [
+        "prepare",
+        "maintenance",
+        "backup",
+        "migrate",
+        "switch",
+        "verify",
+        "maintenance off",
+        "finish",
+    ]
     assert not (deployed / "shared" / "maintenance").exists()
     backup = Path(journal["facts"]["backup"])
     assert backup.exists() and not Path(str(backup) + ".pin").exists()

@@ -2,3 +2,4 @@
 
 fault_injection: list[tuple[str, str]] = []
 concurrency: list[str] = []
+fault_matrix: list[tuple[str, str, str]] = []  # command, fault, outcome
