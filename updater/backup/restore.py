@@ -6,6 +6,7 @@ from pathlib import Path
 
 from updater import layout
 from updater.backup import backups
+from updater.backup import steps as backup_steps
 from updater.run import executor, journal, locks, maintenance
 from updater.run.journal import Journal
 from updater.run.steps import Procedure, Step
@@ -28,34 +29,24 @@ def restore(path: Path, *, force: bool = False) -> backups.RestoreResult:
 
 
 def steps(run: Journal) -> Procedure:
-    def safety_backup(run: Journal) -> None:
-        name = Path(run.fact("restore_from")).name
-        result = backups.create_backup(reason=f"safety net before restoring {name}")
-        backups.pin(result.path, f"restore {run.data['id']}")
-        run.record(safety_backup=result.path)
-
-    def unpin(run: Journal) -> None:
-        if run.fact("safety_backup"):
-            backups.unpin(Path(run.fact("safety_backup")))
-
     def load(run: Journal) -> None:
         result = backups.restore_backup(
             Path(run.fact("restore_from")), force=run.fact("force"), safety=Path(run.fact("safety_backup"))
         )
         run.record(table_counts=result.table_counts, integrity_problems=result.integrity_problems)
 
-    def put_back(run: Journal) -> None:
-        backups.restore_backup(Path(run.fact("safety_backup")), force=True)
-        run.record(database_put_back_from=run.fact("safety_backup"))
-
     return Procedure(
         COMMAND,
         (
             maintenance.step(lambda run: f"restore of {Path(run.fact('restore_from')).name}"),
-            Step("safety backup", safety_backup, unpin),
-            Step("restore", load, put_back),
+            backup_steps.pinned_backup(
+                "safety backup",
+                "safety_backup",
+                lambda run: f"safety net before restoring {Path(run.fact('restore_from')).name}",
+            ),
+            Step("restore", load, backup_steps.restore("safety_backup")),
             Step("verify", lambda run: None, lambda run: None, completes=True),
             maintenance.off_step(),
-            Step("finish", unpin, None),
+            Step("finish", backup_steps.unpin("safety_backup"), None),
         ),
     )

@@ -7,11 +7,11 @@ from io import StringIO
 from pathlib import Path
 
 from django.core.management import call_command
-from django.db import connection
 
 from updater import layout
-from updater.backup import backups
+from updater.backup import steps as backup_steps
 from updater.backup.engines import engine_for
+from updater.errors import UpdateFailed
 from updater.plan.migrations import pending_migrations
 from updater.run import executor, faults, journal, locks, maintenance
 from updater.run.journal import Journal
@@ -41,9 +41,9 @@ def safe_migrate() -> SafeMigrateResult:
         run.record(pending_migrations=pending)
         try:
             executor.execute(run, steps(run), lambda undone: undone.cause)
-        except executor.UpdateFailed as error:
-            backup = run.fact("backup")
-            where = f" and the database was restored from {backup}" if run.fact("database_restored") else ""
+        except UpdateFailed as error:
+            restored = run.fact("database_restored_from")
+            where = f" and the database was restored from {restored}" if restored else ""
             raise SafeMigrateFailed(f"migrating failed{where}: {error}") from error
         return SafeMigrateResult(Path(run.fact("backup")), pending)
 
@@ -56,23 +56,9 @@ def steps(run: Journal) -> Procedure:
                 f"the database fails its integrity check before migrating: {'; '.join(problems)}"
             )
 
-    def backup(run: Journal) -> None:
-        result = backups.create_backup(reason="before safe_migrate")
-        backups.pin(result.path, "safe_migrate in progress")
-        run.record(backup=result.path)
-
-    def unpin(run: Journal) -> None:
-        if run.fact("backup"):
-            backups.unpin(Path(run.fact("backup")))
-
     def migrate(run: Journal) -> None:
         faults.point("migrate:during")
         call_command("migrate", interactive=False, verbosity=0, stdout=StringIO())
-
-    def restore(run: Journal) -> None:
-        connection.close()
-        backups.restore_backup(Path(run.fact("backup")))
-        run.record(database_restored=True)
 
     def check_after(run: Journal) -> None:
         problems = engine_for().integrity_problems()
@@ -84,10 +70,10 @@ def steps(run: Journal) -> Procedure:
         (
             Step("integrity check", check_before, lambda run: None, touches_live=False),
             maintenance.step(lambda run: "safe_migrate"),
-            Step("backup", backup, unpin),
-            Step("migrate", migrate, restore),
+            backup_steps.pinned_backup("backup", "backup", lambda run: "before safe_migrate"),
+            Step("migrate", migrate, backup_steps.restore("backup")),
             Step("verify", check_after, lambda run: None, completes=True),
             maintenance.off_step(),
-            Step("finish", unpin, None),
+            Step("finish", backup_steps.unpin("backup"), None),
         ),
     )

@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
 from updater.backup import backups
+from updater.backup import steps as backup_steps
 from updater.errors import UpdateRefused
 from updater.layout import DeploymentRoot
 from updater.notify import outcome
@@ -150,22 +151,9 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
     def migrate_forward(run: Journal) -> None:
         releases.manage(root, from_release(run), "migrate", "--noinput")
 
-    def safety_backup(run: Journal) -> None:
-        result = backups.create_backup(output=root.backups, reason=f"before the rollback to {target}")
-        backups.pin(result.path, f"rollback {run.data['id']} to {target}")
-        run.record(safety_backup=result.path)
-
-    def unpin(run: Journal) -> None:
-        if run.fact("safety_backup"):
-            backups.unpin(Path(run.fact("safety_backup")))
-
     def restore(run: Journal) -> None:
         backups.restore_backup(Path(run.fact("restore_from")), safety=Path(run.fact("safety_backup")))
         run.record(database_restored_from=run.fact("restore_from"))
-
-    def put_back(run: Journal) -> None:
-        backups.restore_backup(Path(run.fact("safety_backup")))
-        run.record(database_put_back_from=run.fact("safety_backup"))
 
     return Procedure(
         COMMAND,
@@ -174,12 +162,18 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
                 lambda run: f"rollback to {target}", when=lambda run: run.fact("database_action") != "keep"
             ),
             Step("migrate back", migrate_back, migrate_forward, when=action("migrate")),
-            Step("safety backup", safety_backup, unpin, when=action("restore")),
-            Step("restore", restore, put_back, when=action("restore")),
+            backup_steps.pinned_backup(
+                "safety backup",
+                "safety_backup",
+                lambda run: f"before the rollback to {target}",
+                root.backups,
+                when=action("restore"),
+            ),
+            Step("restore", restore, backup_steps.restore("safety_backup"), when=action("restore")),
             switch_step(root),
             verify_step(root),
             maintenance.off_step(),
-            Step("finish", unpin, None),
+            Step("finish", backup_steps.unpin("safety_backup"), None),
         ),
     )
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from updater.backup import backups
+from updater.backup import steps as backup_steps
 from updater.errors import UpdateFailed, UpdateRefused
 from updater.layout import DeploymentRoot
 from updater.notify import outcome
@@ -143,27 +143,13 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
         pending = migrations.from_plan_output(plan_output)
         run.record(pending_migrations=pending, venv=str(release.venv.path), venv_reused=release.venv.reused)
 
-    def backup(run: Journal) -> None:
-        result = backups.create_backup(output=root.backups, reason=f"before update to {tag}")
-        backups.pin(result.path, f"update {run.data['id']} to {tag}")
-        run.record(backup=result.path)
-
-    def unpin(run: Journal) -> None:
-        if run.fact("backup"):
-            backups.unpin(Path(run.fact("backup")))
-
     def migrate(run: Journal) -> None:
         running = releases.start(root, _release(root, tag), "migrate", "--noinput")
         faults.point("migrate:during")
         running.result()
 
-    def restore(run: Journal) -> None:
-        backup = Path(run.fact("backup"))
-        backups.restore_backup(backup)
-        run.record(database_restored_from=backup)
-
     def finish(run: Journal) -> None:
-        unpin(run)  # the update no longer depends on it; rotation may take it
+        backup_steps.unpin("backup")(run)  # the update no longer depends on it; rotation may take it
         _retention(root, run)
 
     return Procedure(
@@ -171,8 +157,10 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
         (
             Step("prepare", prepare, lambda run: None, touches_live=False),
             maintenance.step(lambda run: f"update to {tag}", when=migrating),
-            Step("backup", backup, unpin, when=with_backup),
-            Step("migrate", migrate, restore, when=migrating),
+            backup_steps.pinned_backup(
+                "backup", "backup", lambda run: f"before update to {tag}", root.backups, when=with_backup
+            ),
+            Step("migrate", migrate, backup_steps.restore("backup"), when=migrating),
             switch_step(root),
             verify_step(root),
             maintenance.off_step(),
