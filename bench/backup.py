@@ -42,8 +42,13 @@ def main() -> None:
         env = _environment(tmp, db.url())
         manage = [sys.executable, str(REPO_ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "-v", "0"], env=env, cwd=REPO_ROOT, check=True)
-        subprocess.run([*manage, "seed_demo", "--tickets", "20000", "--orgs", "100"], env=env, cwd=REPO_ROOT,
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [*manage, "seed_demo", "--tickets", "20000", "--orgs", "100"],
+            env=env,
+            cwd=REPO_ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         table_mb = _grow_tickets(db, args.megabytes)
         client_options = _client_options(tmp, db)
         print(f"MariaDB, crm_ticket {table_mb:.0f} MB of data; times are wall clock, best of one run\n")
@@ -78,21 +83,32 @@ def main() -> None:
         print(f"{'mariadb-dump > file (no compression)':<44} {dump_only:8.2f} {dump_only / handbook:9.2f}x")
         print(f"{'mariadb-dump | gzip -6 (anchor)':<44} {handbook:8.2f} {1:9.2f}x")
         print(f"{'django-dbbackup dbbackup --compress':<44} {dbbackup:8.2f} {dbbackup / handbook:9.2f}x")
-        print(f"{'backup_database (ours)':<44} {ours_backup:8.2f} {ours_backup / handbook:9.2f}x   "
-              f"target <= 0.60x; peak memory {peak / 2**20:.0f} MB (target <= 64)")  # fmt: skip
-        print(f"sizes: raw {sizes['raw'] / 2**20:.0f} MB, gzip -6 {sizes['anchor'] / 2**20:.1f} MB, "
-              f"ours {sizes['ours'] / 2**20:.1f} MB (standard gzip)\n")  # fmt: skip
+        print(
+            f"{'backup_database (ours)':<44} {ours_backup:8.2f} {ours_backup / handbook:9.2f}x   "
+            f"target <= 0.60x; peak memory {peak / 2**20:.0f} MB (target <= 64)"
+        )
+        print(
+            f"sizes: raw {sizes['raw'] / 2**20:.0f} MB, gzip -6 {sizes['anchor'] / 2**20:.1f} MB, "
+            f"ours {sizes['ours'] / 2**20:.1f} MB (standard gzip)\n"
+        )
         print(f"{'restore':<44} {'seconds':>8} {'vs anchor':>10}")
         print(f"{'gunzip | mariadb (anchor)':<44} {restore_anchor:8.2f} {1:9.2f}x")
-        print(f"{'restore_database (ours, with safety backup)':<44} {ours_restore:8.2f} "
-              f"{ours_restore / restore_anchor:9.2f}x   target <= 1.00x")  # fmt: skip
+        print(
+            f"{'restore_database (ours, with safety backup)':<44} {ours_restore:8.2f} "
+            f"{ours_restore / restore_anchor:9.2f}x   target <= 1.00x"
+        )
 
 
 def _environment(tmp: Path, url: str) -> dict[str, str]:
     env_file = tmp / "bench.env"
     env_file.write_text("")
-    return {**os.environ, "ENV_FILE": str(env_file), "DATABASE_URL": url, "BACKUP_DIR": str(tmp / "ours"),
-            "LOG_LEVEL": "WARNING"}  # fmt: skip
+    return {
+        **os.environ,
+        "ENV_FILE": str(env_file),
+        "DATABASE_URL": url,
+        "BACKUP_DIR": str(tmp / "ours"),
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 def _client_options(tmp: Path, db: MariaDBServer) -> Path:
@@ -113,14 +129,18 @@ def _grow_tickets(db: MariaDBServer, megabytes: int) -> float:
         host="127.0.0.1", port=db.port, user=db.user, passwd=db.password, db="helpdesk"
     )
     cursor = connection.cursor()
-    columns = ("title, description, status, priority, created_by_id, assigned_to_id, organization_id, "
-               "created_at, updated_at, resolved_at, resolution_notes")  # fmt: skip
+    columns = (
+        "title, description, status, priority, created_by_id, assigned_to_id, organization_id, "
+        "created_at, updated_at, resolved_at, resolution_notes"
+    )
 
     def size_mb() -> float:
         cursor.execute("ANALYZE TABLE crm_ticket")
         cursor.fetchall()
-        cursor.execute("SELECT data_length FROM information_schema.tables "
-                       "WHERE table_schema = 'helpdesk' AND table_name = 'crm_ticket'")  # fmt: skip
+        cursor.execute(
+            "SELECT data_length FROM information_schema.tables "
+            "WHERE table_schema = 'helpdesk' AND table_name = 'crm_ticket'"
+        )
         return cursor.fetchone()[0] / 2**20
 
     while (current := size_mb()) < megabytes * 0.97:

@@ -65,10 +65,14 @@ def main() -> None:
             gunicorn.wait(timeout=30)
     print(f"{'endpoint':<42} {'req/s':>8} {'p50':>9} {'p99':>9} {'non-2xx':>8}")
     for name, result in (("ours: /monitoring/status/ (detail)", ours), ("django-health-check: /ht/", anchor)):
-        print(f"{name:<42} {result['rps']:8.0f} {result['p50']:7.1f}ms {result['p99']:7.1f}ms "
-              f"{result['non2xx']:>8}")  # fmt: skip
-    print(f"throughput ours / anchor: {ours['rps'] / anchor['rps']:.1f}x (target >= 4x); "
-          f"p99 ours {ours['p99']:.1f} ms (target <= 50 ms)")  # fmt: skip
+        print(
+            f"{name:<42} {result['rps']:8.0f} {result['p50']:7.1f}ms {result['p99']:7.1f}ms "
+            f"{result['non2xx']:>8}"
+        )
+    print(
+        f"throughput ours / anchor: {ours['rps'] / anchor['rps']:.1f}x (target >= 4x); "
+        f"p99 ours {ours['p99']:.1f} ms (target <= 50 ms)"
+    )
 
 
 def _wrk() -> str:

@@ -56,8 +56,10 @@ def main() -> None:
         try:
             wait_until_serving(base + "/login/", gunicorn)
             agent, admin = login(base, "agent1", "agent"), login(base, "admin", "admin")
-            print(f"{args.tickets} tickets, {args.orgs} organizations, MariaDB, gunicorn 2 workers, "
-                  f"{args.requests} sequential requests per URL")  # fmt: skip
+            print(
+                f"{args.tickets} tickets, {args.orgs} organizations, MariaDB, gunicorn 2 workers, "
+                f"{args.requests} sequential requests per URL"
+            )
             print(f"{'case':<9} {'ours p50':>9} {'p95':>7}   {'admin p50':>9} {'p95':>7}   admin/ours (p50)")
             for name, ours_url, anchor_url in CASES:
                 ours = _measure(agent, base + ours_url, args.requests)

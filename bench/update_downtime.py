@@ -139,8 +139,10 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=2000)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bench-downtime-") as tmp_name, \
-            MariaDBServer(Path(tmp_name) / "db") as server:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-downtime-") as tmp_name,
+        MariaDBServer(Path(tmp_name) / "db") as server,
+    ):
         tmp = Path(tmp_name)
         repo = _tagged_repository(tmp / "source")
         wheels = wheelhouse_for(REPO_ROOT / "requirements.txt")
@@ -153,8 +155,10 @@ def main() -> None:
             print(outcome.row())
         anchor, ours = results[-1], results[2]
         ratio = anchor.gap / max(ours.gap, 1e-3)
-        print(f"\nlongest gap without a successful request: handbook {anchor.gap:.2f}s, "
-              f"update with a migration {ours.gap:.2f}s ({ratio:.1f}x shorter)")  # fmt: skip
+        print(
+            f"\nlongest gap without a successful request: handbook {anchor.gap:.2f}s, "
+            f"update with a migration {ours.gap:.2f}s ({ratio:.1f}x shorter)"
+        )
 
 
 def _tagged_repository(path: Path) -> Path:
@@ -189,8 +193,20 @@ def _updater_scenarios(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
         f"UPDATER_HEALTH_URL=http://127.0.0.1:{port}/monitoring/health/\nLOG_LEVEL=WARNING\n"
         "UPDATE_WINDOW_IMPORTANT=always\nUPDATE_WINDOW_ROUTINE=always\n"
     )
-    _manage(REPO_ROOT, "init_deployment", "--root", str(root), "--repo", str(repo), "--version", "v1.0.0",
-            "--env-file", str(env_file), "--wheelhouse", str(wheels))  # fmt: skip
+    _manage(
+        REPO_ROOT,
+        "init_deployment",
+        "--root",
+        str(root),
+        "--repo",
+        str(repo),
+        "--version",
+        "v1.0.0",
+        "--env-file",
+        str(env_file),
+        "--wheelhouse",
+        str(wheels),
+    )
     _manage(root / "current", "seed_demo", "--tickets", str(args.tickets), "--orgs", "20")
     gunicorn = _gunicorn(root / "current", root / "shared" / ".env", port, pidfile, chdir=root / "current")
     base = f"http://127.0.0.1:{port}"
@@ -240,8 +256,10 @@ def _maintenance_note(outcome: Outcome, root: Path) -> str:
     ]
     steps = {s["name"]: s["seconds"] for s in journal["steps"]}
     budget = steps.get("backup", 0) + steps.get("migrate", 0) + 2
-    return (f"maintenance {off - on:.2f}s (budget backup+migrate+2 = {budget:.2f}s), "
-            f"503 outside it: {len(outside)}")  # fmt: skip
+    return (
+        f"maintenance {off - on:.2f}s (budget backup+migrate+2 = {budget:.2f}s), "
+        f"503 outside it: {len(outside)}"
+    )
 
 
 def _handbook_scenario(tmp: Path, repo: Path, wheels: Path, server: MariaDBServer, args) -> Outcome:
@@ -269,8 +287,11 @@ def _handbook_scenario(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
         f"DATABASE_URL={server.url('handbook')}\n"
         f"BACKUP_DIR={tmp / 'handbook-backups'}\nSTATIC_ROOT={site / 'staticfiles'}\nLOG_LEVEL=WARNING\n"
     )
-    for command in (["migrate", "-v", "0"], ["collectstatic", "--noinput", "-v", "0"],
-                    ["seed_demo", "--tickets", str(args.tickets), "--orgs", "20"]):  # fmt: skip
+    for command in (
+        ["migrate", "-v", "0"],
+        ["collectstatic", "--noinput", "-v", "0"],
+        ["seed_demo", "--tickets", str(args.tickets), "--orgs", "20"],
+    ):
         _manage(site, *command)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -295,8 +316,9 @@ def _handbook_scenario(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
     load.stop()
     gunicorn.terminate()
     gunicorn.wait(timeout=60)
-    return Outcome("(d) handbook: stop, checkout, pip, migrate", load.between(start, end), wall, start, end,
-                   "anchor")  # fmt: skip
+    return Outcome(
+        "(d) handbook: stop, checkout, pip, migrate", load.between(start, end), wall, start, end, "anchor"
+    )
 
 
 def _create_database(server: MariaDBServer, name: str) -> None:
@@ -312,9 +334,15 @@ def _create_database(server: MariaDBServer, name: str) -> None:
 def _gunicorn(
     where: Path, env_file: Path, port: int, pidfile: Path, chdir: Path | None = None
 ) -> subprocess.Popen:
-    env = {"PATH": os.environ["PATH"], "ENV_FILE": str(env_file), "GUNICORN_BIND": f"127.0.0.1:{port}",
-           "GUNICORN_WORKERS": "2", "GUNICORN_PIDFILE": str(pidfile), "GUNICORN_ACCESSLOG": "",
-           "GUNICORN_CHDIR": str(chdir or where)}  # fmt: skip
+    env = {
+        "PATH": os.environ["PATH"],
+        "ENV_FILE": str(env_file),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_PIDFILE": str(pidfile),
+        "GUNICORN_ACCESSLOG": "",
+        "GUNICORN_CHDIR": str(chdir or where),
+    }
     command = [str(where / ".venv" / "bin" / "python"), "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"]
     return subprocess.Popen(command, cwd=where, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -339,8 +367,9 @@ def _manage(where: Path, *args: str) -> subprocess.CompletedProcess:
     elif env_file.exists():
         env["ENV_FILE"] = str(env_file)
     python = where / ".venv" / "bin" / "python" if where != REPO_ROOT else Path(sys.executable)
-    result = subprocess.run([str(python), "manage.py", *args], cwd=where, env=env, capture_output=True,
-                            text=True, timeout=1800)  # fmt: skip
+    result = subprocess.run(
+        [str(python), "manage.py", *args], cwd=where, env=env, capture_output=True, text=True, timeout=1800
+    )
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result

@@ -25,8 +25,14 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from tests.support.deployments import clone_project, git, wheelhouse_for  # noqa: E402
 
-KINDS = ["feat: add report filter {i}", "fix: correct date {i}", "chore: tidy {i}", "docs: explain {i}",
-         "refactor: split module {i}", "security: escape field {i}"]  # fmt: skip
+KINDS = [
+    "feat: add report filter {i}",
+    "fix: correct date {i}",
+    "chore: tidy {i}",
+    "docs: explain {i}",
+    "refactor: split module {i}",
+    "security: escape field {i}",
+]
 
 
 def main() -> None:
@@ -51,8 +57,9 @@ def main() -> None:
             _manage_command(root, "update_plan", "--format", "json", "--no-fetch"),
             root / "current",
         )
-        plan = json.loads(_run(_manage_command(root, "update_plan", "--format", "json", "--no-fetch"),
-                               root / "current"))  # fmt: skip
+        plan = json.loads(
+            _run(_manage_command(root, "update_plan", "--format", "json", "--no-fetch"), root / "current")
+        )
         counted = sum(len(commits) for commits in plan["commits"].values())
         assert plan["target"] == newest, plan["target"]
 
@@ -61,13 +68,17 @@ def main() -> None:
         git("checkout", "-q", "v0.0.1", cwd=working_copy)
         anchor = _time_handbook(args.runs, working_copy, newest)
 
-        print(f"update_plan v0.0.1 -> {newest}: {counted} commits, class {plan['update_class']}, "
-              f"{len(plan['migrations'])} pending migrations")  # fmt: skip
+        print(
+            f"update_plan v0.0.1 -> {newest}: {counted} commits, class {plan['update_class']}, "
+            f"{len(plan['migrations'])} pending migrations"
+        )
         print(f"{'':<44} {'median':>8} {'best':>8}")
         print(f"{'ours: manage.py update_plan --format json':<44} {ours[0]:7.3f}s {ours[1]:7.3f}s")
         print(f"{'handbook: describe + log + diff':<44} {anchor[0]:7.3f}s {anchor[1]:7.3f}s")
-        print(f"ours / anchor (median): {ours[0] / anchor[0]:.1f}x — target: ours under 1 s "
-              f"({'met' if ours[0] < 1 else 'missed'})")  # fmt: skip
+        print(
+            f"ours / anchor (median): {ours[0] / anchor[0]:.1f}x — target: ours under 1 s "
+            f"({'met' if ours[0] < 1 else 'missed'})"
+        )
 
 
 def _synthetic_history(repo: Path, commits: int, tags: int) -> str:
@@ -94,11 +105,26 @@ def _synthetic_history(repo: Path, commits: int, tags: int) -> str:
 def _deploy(tmp: Path, repo: Path) -> Path:
     wheels = wheelhouse_for(REPO_ROOT / "requirements.txt")
     env_file = tmp / "shared.env"
-    env_file.write_text(f"ENVIRONMENT=staging\nSECRET_KEY={'p' * 60}\nALLOWED_HOSTS=localhost\n"
-                        f"DATABASE_URL=sqlite:///{tmp / 'plan.sqlite3'}\n")  # fmt: skip
+    env_file.write_text(
+        f"ENVIRONMENT=staging\nSECRET_KEY={'p' * 60}\nALLOWED_HOSTS=localhost\n"
+        f"DATABASE_URL=sqlite:///{tmp / 'plan.sqlite3'}\n"
+    )
     root = tmp / "srv"
-    command = [sys.executable, "manage.py", "init_deployment", "--root", str(root), "--repo", str(repo),
-               "--version", "v0.0.1", "--env-file", str(env_file), "--wheelhouse", str(wheels)]  # fmt: skip
+    command = [
+        sys.executable,
+        "manage.py",
+        "init_deployment",
+        "--root",
+        str(root),
+        "--repo",
+        str(repo),
+        "--version",
+        "v0.0.1",
+        "--env-file",
+        str(env_file),
+        "--wheelhouse",
+        str(wheels),
+    ]
     subprocess.run(command, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
     return root
 

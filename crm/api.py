@@ -25,10 +25,21 @@ class TicketSerializer(serializers.ModelSerializer):
     class Meta:
         model = Ticket
         fields = [
-            "id", "title", "description", "status", "priority", "organization", "organization_name",
-            "created_by", "assigned_to", "assigned_to_username", "created_at", "updated_at", "resolved_at",
+            "id",
+            "title",
+            "description",
+            "status",
+            "priority",
+            "organization",
+            "organization_name",
+            "created_by",
+            "assigned_to",
+            "assigned_to_username",
+            "created_at",
+            "updated_at",
+            "resolved_at",
             "resolution_notes",
-        ]  # fmt: skip
+        ]
         read_only_fields = fields
 
 

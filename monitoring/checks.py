@@ -97,8 +97,15 @@ def database() -> Check:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as error:
-        return Check("database", FAIL, None, "ms", settings.DB_LATENCY_WARN_MS, settings.DB_LATENCY_CRIT_MS,
-                     f"unreachable: {type(error).__name__}")  # fmt: skip
+        return Check(
+            "database",
+            FAIL,
+            None,
+            "ms",
+            settings.DB_LATENCY_WARN_MS,
+            settings.DB_LATENCY_CRIT_MS,
+            f"unreachable: {type(error).__name__}",
+        )
     latency = (time.perf_counter() - started) * 1000
     return graded("database", latency, "ms", settings.DB_LATENCY_WARN_MS, settings.DB_LATENCY_CRIT_MS)
 
@@ -141,14 +148,22 @@ def disks() -> list[Check]:
             result.append(Check(f"disk {mount}", FAIL, None, "percent", detail=str(error)))
             continue
         percent = usage.used / usage.total * 100 if usage.total else 0.0
-        result.append(graded(f"disk {mount}", percent, "percent", settings.DISK_WARN_PERCENT,
-                             settings.DISK_CRIT_PERCENT))  # fmt: skip
+        result.append(
+            graded(
+                f"disk {mount}", percent, "percent", settings.DISK_WARN_PERCENT, settings.DISK_CRIT_PERCENT
+            )
+        )
     return result
 
 
 def memory() -> Check:
-    return graded("memory", psutil.virtual_memory().percent, "percent", settings.MEMORY_WARN_PERCENT,
-                  settings.MEMORY_CRIT_PERCENT)  # fmt: skip
+    return graded(
+        "memory",
+        psutil.virtual_memory().percent,
+        "percent",
+        settings.MEMORY_WARN_PERCENT,
+        settings.MEMORY_CRIT_PERCENT,
+    )
 
 
 def load() -> Check:

@@ -49,16 +49,18 @@ class HelpdeskCollector:
                 disk.add_metric([check.name.removeprefix("disk ")], check.observed / 100)
         yield disk
         yield _gauge("helpdesk_cpu_count", "CPU cores", os.cpu_count() or 1)
-        yield _gauge("helpdesk_maintenance_mode", "1 while maintenance mode is on",
-                     int(maintenance.is_on()))  # fmt: skip
+        yield _gauge("helpdesk_maintenance_mode", "1 while maintenance mode is on", int(maintenance.is_on()))
         last = status.last_update()
         if last and last.get("finished_at"):
             finished = datetime.fromisoformat(last["finished_at"]).timestamp()
             yield _gauge(
                 "helpdesk_last_update_finished_timestamp_seconds", "When the last run ended", finished
             )
-            yield _gauge("helpdesk_last_update_success", "1 if the last run succeeded",
-                         int(last.get("status") == "succeeded"))  # fmt: skip
+            yield _gauge(
+                "helpdesk_last_update_success",
+                "1 if the last run succeeded",
+                int(last.get("status") == "succeeded"),
+            )
         yield _gauge("helpdesk_scrape_timestamp_seconds", "When this page was made", time.time())
 
 

@@ -80,8 +80,13 @@ def probe_services(names: list[str]) -> dict[str, str]:
             found[name] = "unknown"
             continue
         try:
-            result = subprocess.run([systemctl, "is-active", "--", name], capture_output=True, text=True,
-                                    timeout=SYSTEMCTL_TIMEOUT, check=False)  # fmt: skip
+            result = subprocess.run(
+                [systemctl, "is-active", "--", name],
+                capture_output=True,
+                text=True,
+                timeout=SYSTEMCTL_TIMEOUT,
+                check=False,
+            )
             found[name] = result.stdout.strip() or "unknown"
         except subprocess.TimeoutExpired:
             found[name] = "timeout"

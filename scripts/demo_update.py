@@ -48,12 +48,26 @@ def main() -> None:
         wheels = wheelhouse_for(REPO_ROOT / "requirements.txt")
         root = tmp / "srv"
         env = tmp / "shared.env"
-        env.write_text(f"ENVIRONMENT=staging\nSECRET_KEY={'d' * 60}\nALLOWED_HOSTS=localhost\n"
-                       f"DATABASE_URL=sqlite:///{tmp / 'demo.sqlite3'}\nUPDATER_MIN_FREE_BYTES=1000000\n"
-                       f"UPDATER_WHEELHOUSE={wheels}\nUPDATE_WINDOW_IMPORTANT=always\n")  # fmt: skip
+        env.write_text(
+            f"ENVIRONMENT=staging\nSECRET_KEY={'d' * 60}\nALLOWED_HOSTS=localhost\n"
+            f"DATABASE_URL=sqlite:///{tmp / 'demo.sqlite3'}\nUPDATER_MIN_FREE_BYTES=1000000\n"
+            f"UPDATER_WHEELHOUSE={wheels}\nUPDATE_WINDOW_IMPORTANT=always\n"
+        )
         say("init_deployment --version v1.0.0")
-        manage(REPO_ROOT, "init_deployment", "--root", str(root), "--repo", str(repo), "--version", "v1.0.0",
-               "--env-file", str(env), "--wheelhouse", str(wheels))  # fmt: skip
+        manage(
+            REPO_ROOT,
+            "init_deployment",
+            "--root",
+            str(root),
+            "--repo",
+            str(repo),
+            "--version",
+            "v1.0.0",
+            "--env-file",
+            str(env),
+            "--wheelhouse",
+            str(wheels),
+        )
         manage(root / "current", "seed_demo", "--tickets", "200", "--orgs", "5")
         say("update --version v2.0.0")
         manage(root / "current", "update", "--version", "v2.0.0")

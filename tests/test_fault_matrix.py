@@ -119,8 +119,15 @@ def check_consistent(site: Site, before: str, after: str) -> str:
     return serving
 
 
-UPDATE_KILLS = ["maintenance:before", "backup:before", "migrate:during", "migrate:after", "switch:during",
-                "verify:before", "maintenance off:before"]  # fmt: skip
+UPDATE_KILLS = [
+    "maintenance:before",
+    "backup:before",
+    "migrate:during",
+    "migrate:after",
+    "switch:during",
+    "verify:before",
+    "maintenance off:before",
+]
 UPDATE_FAILS = ["backup:after", "migrate:after", "switch:after", "verify:before"]
 
 

@@ -123,8 +123,12 @@ def test_venvs_are_keyed_by_requirements_built_offline_and_reused(tmp_path):
     assert again.reused and again.path == built.path
     other = venvs.ensure_venv(tmp_path / "venvs", second, wheelhouse=wheelhouse)
     assert other.path != built.path
-    version = subprocess.run([str(other.python), "-c", "import helpdeskdemo; print(helpdeskdemo.VERSION)"],
-                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    version = subprocess.run(
+        [str(other.python), "-c", "import helpdeskdemo; print(helpdeskdemo.VERSION)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert version == "2.0"
 
 

@@ -28,8 +28,18 @@ def wheelhouse():
 
 def init(root, repo, tag, wheelhouse) -> str:
     out = StringIO()
-    call_command("init_deployment", "--root", str(root), "--repo", str(repo), "--version", tag,
-                 "--wheelhouse", str(wheelhouse), stdout=out)  # fmt: skip
+    call_command(
+        "init_deployment",
+        "--root",
+        str(root),
+        "--repo",
+        str(repo),
+        "--version",
+        tag,
+        "--wheelhouse",
+        str(wheelhouse),
+        stdout=out,
+    )
     return out.getvalue()
 
 
@@ -50,8 +60,11 @@ def test_init_deployment_builds_a_root_that_serves_the_tag(project_repo, wheelho
     python = str(root / "current" / ".venv" / "bin" / "python")
     server = subprocess.Popen(
         [python, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
-        cwd=root / "current", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=root / "current",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until_serving(f"http://127.0.0.1:{port}/monitoring/health/", server)
         health = requests.get(f"http://127.0.0.1:{port}/monitoring/health/", timeout=5).json()
@@ -88,7 +101,10 @@ def test_update_commands_outside_a_deployment_name_init_deployment(settings):
 def test_django_version_flag_does_not_shadow_ours():
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "manage.py"), "init_deployment", "--version"],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "expected one argument" in result.stderr  # our option, wanting a tag — not Django's version

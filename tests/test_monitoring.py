@@ -85,8 +85,12 @@ def test_services_come_from_check_systems_snapshot_and_go_stale(settings):
 @pytest.mark.django_db
 def test_status_reads_service_states_and_the_cpu_sample_from_the_state_file(client, settings):
     settings.MONITORED_SERVICES = ["apache2"]
-    state.save({"services": {"checked_at": time.time(), "states": {"apache2": "active"}},
-                "cpu": {"at": time.time(), "percent": 12.5}})  # fmt: skip
+    state.save(
+        {
+            "services": {"checked_at": time.time(), "states": {"apache2": "active"}},
+            "cpu": {"at": time.time(), "percent": 12.5},
+        }
+    )
     body = detailed(client).json()
     assert body["services"] == {"apache2": True} and body["cpu_usage"] == 12.5
 
@@ -117,12 +121,21 @@ def test_metrics_use_base_units_and_need_detail_access(client):
 def test_last_update_comes_from_the_newest_journal(client, state_dir):
     updates = state_dir.updates
     updates.mkdir(parents=True)
-    for stamp, version, outcome in (("20261101T000000000000Z", "v1.1.0", "succeeded"),
-                                    ("20261102T000000000000Z", "v1.2.0", "rolled back")):  # fmt: skip
-        run = {"id": stamp, "command": "update", "from_version": "v1.0.0", "to_version": version,
-               "status": outcome, "started_at": "2026-11-02T00:00:00+00:00",
-               "finished_at": "2026-11-02T00:01:00+00:00", "steps": [],
-               "facts": {"maintenance_seconds": 2.5}}  # fmt: skip
+    for stamp, version, outcome in (
+        ("20261101T000000000000Z", "v1.1.0", "succeeded"),
+        ("20261102T000000000000Z", "v1.2.0", "rolled back"),
+    ):
+        run = {
+            "id": stamp,
+            "command": "update",
+            "from_version": "v1.0.0",
+            "to_version": version,
+            "status": outcome,
+            "started_at": "2026-11-02T00:00:00+00:00",
+            "finished_at": "2026-11-02T00:01:00+00:00",
+            "steps": [],
+            "facts": {"maintenance_seconds": 2.5},
+        }
         (updates / f"{stamp}-update.json").write_text(json.dumps(run))
     last = detailed(client).json()["last_update"]
     assert (last["to_version"], last["status"], last["maintenance_seconds"]) == ("v1.2.0", "rolled back", 2.5)

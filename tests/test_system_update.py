@@ -67,8 +67,9 @@ class Repository:
         self._index()
 
     def _index(self) -> None:
-        packages = subprocess.run(["dpkg-scanpackages", "-m", ".", "/dev/null"], cwd=self.debs, check=True,
-                                  capture_output=True).stdout  # fmt: skip
+        packages = subprocess.run(
+            ["dpkg-scanpackages", "-m", ".", "/dev/null"], cwd=self.debs, check=True, capture_output=True
+        ).stdout
         (self.debs / "Packages").write_bytes(packages)
         import hashlib
         from email.utils import formatdate

@@ -20,9 +20,12 @@ def _queries(client, url: str) -> int:
 def test_ticket_list_query_count_does_not_grow_with_page_size(helpdesk, as_user, who):
     for n in range(120):
         tickets.open_ticket(
-            author=helpdesk.agent, title=f"T{n}", description="d", organization=helpdesk.acme,
+            author=helpdesk.agent,
+            title=f"T{n}",
+            description="d",
+            organization=helpdesk.acme,
             assigned_to=helpdesk.agent if n % 2 else None,
-        )  # fmt: skip
+        )
     client = as_user(getattr(helpdesk, who))
     small = _queries(client, "/tickets/?per_page=10")
     large = _queries(client, "/tickets/?per_page=100")

@@ -14,9 +14,13 @@ def test_customer_creates_a_ticket_for_their_own_organization(helpdesk, as_user)
     client = as_user(helpdesk.alice)
     response = client.post(
         "/tickets/create/",
-        {"title": "Laptop will not boot", "description": "Black screen", "priority": "high",
-         "organization": helpdesk.globex.pk},  # ignored: customers cannot choose
-    )  # fmt: skip
+        {
+            "title": "Laptop will not boot",
+            "description": "Black screen",
+            "priority": "high",
+            "organization": helpdesk.globex.pk,
+        },  # ignored: customers cannot choose
+    )
     ticket = Ticket.objects.get(title="Laptop will not boot")
     assert response.status_code == 302
     assert response["Location"] == f"/tickets/{ticket.pk}/"
@@ -36,9 +40,14 @@ def test_agent_must_choose_the_organization(helpdesk, as_user):
     assert "This field is required." in response.content.decode()
     client.post(
         "/tickets/create/",
-        {"title": "For Globex", "description": "d", "priority": "low", "organization": helpdesk.globex.pk,
-         "assigned_to": helpdesk.agent.pk},
-    )  # fmt: skip
+        {
+            "title": "For Globex",
+            "description": "d",
+            "priority": "low",
+            "organization": helpdesk.globex.pk,
+            "assigned_to": helpdesk.agent.pk,
+        },
+    )
     ticket = Ticket.objects.get(title="For Globex")
     assert (ticket.organization, ticket.assigned_to) == (helpdesk.globex, helpdesk.agent)
 
@@ -51,9 +60,14 @@ def test_create_validation_keeps_what_was_typed(helpdesk, as_user):
 
 
 def _edit(client, ticket, **changes):
-    data = {"title": ticket.title, "description": ticket.description, "priority": ticket.priority,
-            "status": ticket.status, "assigned_to": ticket.assigned_to_id or "",
-            "resolution_notes": ticket.resolution_notes}  # fmt: skip
+    data = {
+        "title": ticket.title,
+        "description": ticket.description,
+        "priority": ticket.priority,
+        "status": ticket.status,
+        "assigned_to": ticket.assigned_to_id or "",
+        "resolution_notes": ticket.resolution_notes,
+    }
     data.update(changes)
     return client.post(f"/tickets/{ticket.pk}/edit/", data)
 
@@ -208,8 +222,13 @@ def test_media_files_are_not_served_publicly(helpdesk, as_user):
 def test_list_search_filters_and_sorting(helpdesk, as_user):
     client = as_user(helpdesk.agent)
     for n in range(3):
-        tickets.open_ticket(author=helpdesk.agent, title=f"Monitor flickers {n}", description="screen",
-                            priority="urgent" if n == 1 else "low", organization=helpdesk.acme)  # fmt: skip
+        tickets.open_ticket(
+            author=helpdesk.agent,
+            title=f"Monitor flickers {n}",
+            description="screen",
+            priority="urgent" if n == 1 else "low",
+            organization=helpdesk.acme,
+        )
 
     def titles(query: str) -> list[str]:
         page = client.get("/tickets/" + query).context["page"]

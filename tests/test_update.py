@@ -158,8 +158,9 @@ def _database_url(tmp_path: Path) -> str:
 def first_venv(wheelhouse, tmp_path_factory) -> venvs.Venv:
     """v1.0.0's virtualenv, built once for the module: each deployment links it into shared/venvs/
     where the updater finds it complete and reuses it, as it would a venv of an earlier release."""
-    return venvs.ensure_venv(tmp_path_factory.mktemp("venvs"), REPO_ROOT / "requirements.txt",
-                             wheelhouse=wheelhouse)  # fmt: skip
+    return venvs.ensure_venv(
+        tmp_path_factory.mktemp("venvs"), REPO_ROOT / "requirements.txt", wheelhouse=wheelhouse
+    )
 
 
 @pytest.fixture
@@ -192,8 +193,9 @@ def run_manage(where: Path, *args: str, check: bool = False) -> subprocess.Compl
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
     if where != REPO_ROOT:
         env["ENV_FILE"] = str(where.resolve().parent.parent / "shared" / ".env")
-    result = subprocess.run([str(python), "manage.py", *args], cwd=where, env=env, capture_output=True,
-                            text=True, timeout=900)  # fmt: skip
+    result = subprocess.run(
+        [str(python), "manage.py", *args], cwd=where, env=env, capture_output=True, text=True, timeout=900
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -227,9 +229,12 @@ def start_update(root: Path, tag: str) -> subprocess.Popen:
     env = {"PATH": os.environ["PATH"], "ENV_FILE": str(root / "shared" / ".env")}
     return subprocess.Popen(
         [str(python), "manage.py", "update", "--version", tag],
-        cwd=root / "current", env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=root / "current",
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def last_journal(root: Path) -> dict:
@@ -463,13 +468,21 @@ def test_gunicorn_serving_current_reports_the_new_version_after_a_hup_reload(dep
             f"UPDATER_RELOAD_PIDFILE={pidfile}\nUPDATER_HEALTH_URL={health}\nUPDATER_HEALTH_TIMEOUT=60\n"
         )
     python = str(deployed / "current" / ".venv" / "bin" / "python")
-    env = {"PATH": os.environ["PATH"], "ENV_FILE": str(deployed / "shared" / ".env"), "GUNICORN_WORKERS": "2",
-           "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_PIDFILE": str(pidfile),
-           "GUNICORN_CHDIR": str(deployed / "current")}  # fmt: skip
+    env = {
+        "PATH": os.environ["PATH"],
+        "ENV_FILE": str(deployed / "shared" / ".env"),
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_PIDFILE": str(pidfile),
+        "GUNICORN_CHDIR": str(deployed / "current"),
+    }
     server = subprocess.Popen(
         [python, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
-        cwd=deployed / "current", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=deployed / "current",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until_serving(health, server)
         assert requests.get(health, timeout=5).json()["version"] == "v1.0.0"
@@ -559,10 +572,16 @@ def test_retention_keeps_the_newest_good_releases_and_never_current_previous_or_
 def test_rollback_over_an_irreversible_migration_restores_the_backup_only_when_confirmed(deployed):
     before = schema_and_rows(deployed)
     assert update(deployed, "--version", "v9.0.0").returncode == 0
-    run_manage(deployed / "current", "shell", "--no-imports", "-c",
-               "from crm.models import Ticket; t = Ticket.objects.first(); "
-               "Ticket.objects.create(title='after the update', description='will be lost', "
-               "organization=t.organization, created_by=t.created_by)", check=True)  # fmt: skip
+    run_manage(
+        deployed / "current",
+        "shell",
+        "--no-imports",
+        "-c",
+        "from crm.models import Ticket; t = Ticket.objects.first(); "
+        "Ticket.objects.create(title='after the update', description='will be lost', "
+        "organization=t.organization, created_by=t.created_by)",
+        check=True,
+    )
 
     unconfirmed = run_manage(deployed / "current", "rollback")  # stdin is not a terminal
     assert unconfirmed.returncode == 2
@@ -587,28 +606,40 @@ def test_only_tags_signed_by_a_trusted_key_are_accepted_when_signatures_are_requ
     keys = tmp_path / "keys"
     keys.mkdir()
     for name in ("release", "stranger"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(keys / name)],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(keys / name)], check=True
+        )
     allowed = keys / "allowed_signers"
     allowed.write_text(f"release@helpdesk.example {(keys / 'release.pub').read_text()}")
     gnupg = tmp_path / "gnupg"
     gnupg.mkdir(mode=0o700)
     gpg_env = {**os.environ, "GNUPGHOME": str(gnupg)}
     identity = "Releases <gpg@helpdesk.example>"
-    subprocess.run(["gpg", "--batch", "-q", "--passphrase", "", "--quick-gen-key", identity, "ed25519",
-                    "sign", "never"], env=gpg_env, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["gpg", "--batch", "-q", "--passphrase", "", "--quick-gen-key", identity, "ed25519", "sign", "never"],
+        env=gpg_env,
+        check=True,
+        capture_output=True,
+    )
 
     def signed_tag(tag: str, *config: str, env: dict | None = None) -> None:
-        subprocess.run(["git", *config, "tag", "-s", "-m", tag, tag, "v8.0.0"], cwd=tagged_repo, env=env,
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["git", *config, "tag", "-s", "-m", tag, tag, "v8.0.0"],
+            cwd=tagged_repo,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
 
     ssh = ("-c", "gpg.format=ssh", "-c")
     signed_tag("v8.1.0", *ssh, f"user.signingkey={keys / 'release'}")
     signed_tag("v8.1.1", *ssh, f"user.signingkey={keys / 'stranger'}")
     signed_tag("v8.1.2", "-c", "user.signingkey=gpg@helpdesk.example", env=gpg_env)
     with (deployed / "shared" / ".env").open("a") as env_file:
-        env_file.write(f"UPDATER_REQUIRE_SIGNED_TAGS=True\nUPDATER_ALLOWED_SIGNERS={allowed}\n"
-                       f"UPDATER_GNUPGHOME={gnupg}\n")  # fmt: skip
+        env_file.write(
+            f"UPDATER_REQUIRE_SIGNED_TAGS=True\nUPDATER_ALLOWED_SIGNERS={allowed}\n"
+            f"UPDATER_GNUPGHOME={gnupg}\n"
+        )
 
     for refused in ("v8.0.0", "v8.1.1"):  # unsigned; signed by a key nobody trusts
         result = update(deployed, "--version", refused)
@@ -810,8 +841,11 @@ def test_each_run_is_reported_by_email_slack_and_status_page_even_when_a_webhook
     assert "## Steps" in report.stdout and "- slack: FAILED (timed out)" in report.stdout
     assert "SECRET-TOKEN-PART" not in report.stdout and "SECRET-TOKEN-PART" not in json.dumps(journal)
     first = run_manage(deployed / "current", "update_report", "--list", check=True).stdout.split()[0]
-    as_json = json.loads(run_manage(deployed / "current", "update_report", "--run", first, "--format", "json",
-                                    check=True).stdout)  # fmt: skip
+    as_json = json.loads(
+        run_manage(
+            deployed / "current", "update_report", "--run", first, "--format", "json", check=True
+        ).stdout
+    )
     assert as_json["outcome"] == "succeeded" and as_json["maintenance_seconds"] > 0
     assert set(as_json["query_timings_ms"]) == {
         "ticket count",

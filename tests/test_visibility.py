@@ -37,8 +37,11 @@ def test_customer_gets_404_for_another_organizations_ticket_everywhere(helpdesk,
     assert api_patch.status_code == 404
     ticket = Ticket.objects.get(pk=helpdesk.globex_ticket.pk)
     assert (ticket.title, ticket.status, ticket.comments.count(), ticket.attachments.count()) == (
-        "Globex VPN down", "new", 0, 1,
-    )  # fmt: skip
+        "Globex VPN down",
+        "new",
+        0,
+        1,
+    )
 
 
 def test_nonexistent_ticket_answers_the_same_404(helpdesk, as_user):

@@ -167,8 +167,10 @@ def _create_locked(
     _remove_stale_partials(directory)
 
     try:
-        warnings = [f"table {name} is not InnoDB: its dump is not part of the consistent snapshot"
-                    for name in engine.tables_outside_snapshot()]  # fmt: skip
+        warnings = [
+            f"table {name} is not InnoDB: its dump is not part of the consistent snapshot"
+            for name in engine.tables_outside_snapshot()
+        ]
         server_version = engine.server_version()
         migrations = _migration_state(engine.alias)
     except DatabaseError as error:

@@ -297,8 +297,11 @@ def _split_create_table(block: list[bytes], pending: dict[bytes, list[bytes]]) -
     name = _CREATE_TABLE.match(block[0].rstrip(b"\n")).group(1)
     body = [line.rstrip(b"\n").rstrip(b",") for line in block[1:-1]]
     keep = [line for line in body if not _DEFERRABLE.match(line)]
-    deferred = [line.strip().replace(b"KEY `", b"INDEX `", 1) if line.startswith(b"  KEY `") else line.strip()
-                for line in body if _DEFERRABLE.match(line)]  # fmt: skip
+    deferred = [
+        line.strip().replace(b"KEY `", b"INDEX `", 1) if line.startswith(b"  KEY `") else line.strip()
+        for line in body
+        if _DEFERRABLE.match(line)
+    ]
     if deferred:
         pending[name] = deferred
     yield block[0]

@@ -220,8 +220,14 @@ def _past_durations(root: DeploymentRoot) -> list[float]:
 
 
 def _commit(commit: changelog.Commit) -> dict:
-    return {"sha": commit.sha, "type": commit.type, "scope": commit.scope, "subject": commit.subject,
-            "breaking": commit.breaking, "critical": commit.critical}  # fmt: skip
+    return {
+        "sha": commit.sha,
+        "type": commit.type,
+        "scope": commit.scope,
+        "subject": commit.subject,
+        "breaking": commit.breaking,
+        "critical": commit.critical,
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:

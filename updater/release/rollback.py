@@ -201,9 +201,15 @@ def _plan(
     backup = _backup_before(root, from_version or "")
     manifest = backups.Manifest.read(backup)
     return RollbackPlan(
-        from_version, target, names, irreversible, "restore",
-        backup=backup, backup_taken_at=manifest.started_at, losses=_changes_since(manifest.started_at),
-    )  # fmt: skip
+        from_version,
+        target,
+        names,
+        irreversible,
+        "restore",
+        backup=backup,
+        backup_taken_at=manifest.started_at,
+        losses=_changes_since(manifest.started_at),
+    )
 
 
 def _changes_since(moment: str) -> dict[str, int]:

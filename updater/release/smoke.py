@@ -55,10 +55,14 @@ def _checks() -> list[str]:
             expect("ticket list", client.get("/tickets/", secure=secure), 200)
             created = client.post(
                 "/tickets/create/",
-                {"title": "Smoke check ticket", "description": "rolled back", "priority": "low",
-                 "organization": organization.pk},
+                {
+                    "title": "Smoke check ticket",
+                    "description": "rolled back",
+                    "priority": "low",
+                    "organization": organization.pk,
+                },
                 secure=secure,
-            )  # fmt: skip
+            )
             expect("create a ticket", created, 302)
             ticket = Ticket.objects.get(title="Smoke check ticket", organization=organization)
             expect("read the ticket", client.get(f"/tickets/{ticket.pk}/", secure=secure), 200)

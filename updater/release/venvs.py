@@ -35,8 +35,11 @@ class Venv:
 def venv_key(requirements: Path, python: str = sys.executable) -> str:
     version = subprocess.run(
         [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout.strip()  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
     digest = hashlib.sha256(requirements.read_bytes())
     digest.update(f"\npython {version}".encode())
     return digest.hexdigest()[:20]

@@ -72,8 +72,15 @@ def run(args: list[str], timeout: int | None = None, check: bool = True) -> subp
         env["APT_CONFIG"] = settings.SYSTEM_APT_CONFIG
     timeout = timeout or settings.SYSTEM_UPDATE_TIMEOUT
     try:
-        result = subprocess.run(args, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                timeout=timeout, check=False)  # fmt: skip
+        result = subprocess.run(
+            args,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise AptError(
             f"{args[0]} {args[1] if len(args) > 1 else ''} did not finish within {timeout}s"
@@ -114,8 +121,15 @@ def upgradable() -> tuple[list[Upgrade], list[Held]]:
     for line in output.splitlines():
         match = _INST.match(line)
         if match:
-            upgrades.append(Upgrade(match["name"], match["old"] or "", match["new"], match["origins"].strip(),
-                                    classify(match["name"], match["origins"])))  # fmt: skip
+            upgrades.append(
+                Upgrade(
+                    match["name"],
+                    match["old"] or "",
+                    match["new"],
+                    match["origins"].strip(),
+                    classify(match["name"], match["origins"]),
+                )
+            )
     held_by_admin = set(run(["apt-mark", "showhold"], timeout=60).stdout.split())
     held = []
     for name in sorted(_kept_back(output) | _with_candidate(held_by_admin)):
@@ -162,8 +176,19 @@ def _with_candidate(names: set[str]) -> set[str]:
 def upgrade(names: list[str]) -> str:
     """Upgrade exactly these packages; existing conffiles are kept (the new ones land as .dpkg-dist)."""
     validate_names(names)
-    command = ["apt-get", "install", "--only-upgrade", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef",
-               "-o", "Dpkg::Options::=--force-confold", "--", *names]  # fmt: skip
+    command = [
+        "apt-get",
+        "install",
+        "--only-upgrade",
+        "-y",
+        "-q",
+        "-o",
+        "Dpkg::Options::=--force-confdef",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+        "--",
+        *names,
+    ]
     return run(command).stdout
 
 

@@ -266,17 +266,20 @@ def rebuild_venv_if_python_changed() -> list[str]:
 
 def python_changed(venv_config: Path) -> tuple[str, str, str] | None:
     """(base interpreter, old minor, new minor) when the venv was made for another minor version."""
-    values = dict(
-        line.split("=", 1) for line in venv_config.read_text().splitlines() if "=" in line
-    )  # fmt: skip
+    values = dict(line.split("=", 1) for line in venv_config.read_text().splitlines() if "=" in line)
     values = {key.strip(): value.strip() for key, value in values.items()}
     home, version = values.get("home", ""), values.get("version", values.get("version_info", ""))
     base = Path(home) / "python3"
     if not version or not base.exists():
         return None
     old = ".".join(version.split(".")[:2])
-    now = subprocess.run([str(base), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                         capture_output=True, text=True, timeout=60, check=True).stdout.strip()  # fmt: skip
+    now = subprocess.run(
+        [str(base), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
     return (str(base), old, now) if now != old else None
 
 

@@ -36,9 +36,12 @@ class Command(OwnVersionOption, BaseCommand):
         else:
             start, window, downtime = self._from_plan(options["tag"])
         recipients = list(
-            get_user_model().objects.filter(is_active=True).exclude(email="").order_by("email")
+            get_user_model()
+            .objects.filter(is_active=True)
+            .exclude(email="")
+            .order_by("email")
             .values_list("email", "first_name")
-        )  # fmt: skip
+        )
         if options["dry_run"]:
             self.stdout.write(
                 f"Would email {len(recipients)} active user(s) about {start:%Y-%m-%d %H:%M %Z}:"

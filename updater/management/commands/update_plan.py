@@ -45,13 +45,18 @@ class Command(OwnVersionOption, BaseCommand):
         except (apt.AptError, policy.PolicyError) as error:
             raise CommandError(f"The system upgrade could not be planned: {error}") from error
         if options["format"] == "json":
-            self.stdout.write(json.dumps({
-                "update_class": plan.update_class,
-                "window": {"spec": plan.window.window, "open_now": plan.window.open},
-                "upgrades": [vars(u) | {"security": u.security} for u in plan.upgrades],
-                "held_back": [vars(h) for h in plan.held],
-                "dpkg_interrupted": plan.interrupted,
-            }, indent=2))  # fmt: skip
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "update_class": plan.update_class,
+                        "window": {"spec": plan.window.window, "open_now": plan.window.open},
+                        "upgrades": [vars(u) | {"security": u.security} for u in plan.upgrades],
+                        "held_back": [vars(h) for h in plan.held],
+                        "dpkg_interrupted": plan.interrupted,
+                    },
+                    indent=2,
+                )
+            )
         else:
             self.stdout.write(system_update.describe(plan))
 

@@ -30,8 +30,10 @@ class Command(BaseCommand):
         if options["list"]:
             for run in runs:
                 data = run.data
-                self.stdout.write(f"{data['id']}  {data['command']:<8} {data.get('from_version')} -> "
-                                  f"{data.get('to_version')}  {data['status']}")  # fmt: skip
+                self.stdout.write(
+                    f"{data['id']}  {data['command']:<8} {data.get('from_version')} -> "
+                    f"{data.get('to_version')}  {data['status']}"
+                )
             return
         run = _pick(runs, options["run"])
         report = reports.build(run)
