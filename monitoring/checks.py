@@ -22,6 +22,7 @@ from django.db import DatabaseError, connection
 
 from monitoring import state
 from updater import layout
+from updater.backup import rotation  # the updater owns the backup format
 from updater.plan.migrations import pending_migrations
 
 logger = logging.getLogger(__name__)
@@ -126,10 +127,8 @@ def migrations() -> Check:
 
 def backup_age() -> Check:
     def newest() -> float | None:
-        from updater.backup import backups  # the updater owns the backup format
-
         directory = layout.state().backups
-        found = backups.list_backups(directory) if directory.is_dir() else []
+        found = rotation.list_backups(directory) if directory.is_dir() else []
         return found[0][0].stat().st_mtime if found else None
 
     made = cached("backup", newest)

@@ -25,8 +25,9 @@ from django.db import connection, connections
 from crm import demo_data
 from crm.models import Organization, Ticket
 from tests.conftest import REPO_ROOT
-from updater.backup import backups
+from updater.backup import backups, rotation
 from updater.backup.engines import defer_secondary_indexes, engine_for
+from updater.backup.manifest import NAME_PATTERN, BackupInvalid, manifest_path
 from updater.run import locks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -110,8 +111,8 @@ def test_restore_removes_tables_created_after_the_backup(tickets_data):
 def test_backup_files_are_private_and_described_by_a_manifest(tickets_data):
     result = backup()
     assert stat.S_IMODE(result.path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(backups.manifest_path(result.path).stat().st_mode) == 0o600
-    manifest = json.loads(backups.manifest_path(result.path).read_text())
+    assert stat.S_IMODE(manifest_path(result.path).stat().st_mode) == 0o600
+    manifest = json.loads(manifest_path(result.path).read_text())
     assert manifest["vendor"] == connection.vendor
     assert manifest["size"] == result.path.stat().st_size
     assert len(manifest["sha256"]) == 64
@@ -157,7 +158,7 @@ def test_altered_backup_is_refused(tickets_data):
     data = bytearray(result.path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one bit pattern changed
     result.path.write_bytes(bytes(data))
-    with pytest.raises(backups.BackupInvalid):
+    with pytest.raises(BackupInvalid):
         backups.verify_backup(result.path)
     with pytest.raises(CommandError, match="Refusing to restore"):
         call_command("restore_database", str(result.path), "--no-input")
@@ -166,7 +167,7 @@ def test_altered_backup_is_refused(tickets_data):
 
 def test_backup_of_another_database_needs_force(tickets_data):
     result = backup()
-    manifest_file = backups.manifest_path(result.path)
+    manifest_file = manifest_path(result.path)
     manifest = json.loads(manifest_file.read_text())
     manifest["database"] = "someone_else"
     manifest_file.write_text(json.dumps(manifest))
@@ -188,9 +189,9 @@ def test_failing_restore_puts_the_safety_backup_back(tickets_data, tmp_path):
     bad = result.path.with_name(result.path.name.replace("-2", "-1", 1))
     payload = gzip.compress(broken.encode())
     bad.write_bytes(payload)
-    manifest = json.loads(backups.manifest_path(result.path).read_text())
+    manifest = json.loads(manifest_path(result.path).read_text())
     manifest.update(file=bad.name, size=len(payload), sha256=hashlib.sha256(payload).hexdigest())
-    backups.manifest_path(bad).write_text(json.dumps(manifest))
+    manifest_path(bad).write_text(json.dumps(manifest))
     Ticket.objects.filter(pk=Ticket.objects.first().pk).update(title="made after the backup")
 
     with pytest.raises(backups.BackupError, match="put back from the safety backup"):
@@ -202,7 +203,7 @@ def test_failing_restore_puts_the_safety_backup_back(tickets_data, tmp_path):
 def test_rotation_keeps_the_newest_verified_and_never_pinned_or_foreign_files(tickets_data, state_dir):
     directory = state_dir.backups
     made = [backup().path for _ in range(4)]
-    backups.pin(made[0], "an unfinished update needs it")
+    rotation.pin(made[0], "an unfinished update needs it")
     foreign = directory / "notes-about-helpdesk.sql.gz"
     foreign.write_bytes(b"not ours")
     lookalike = directory / "helpdesk-20200101T000000000000Z.sql.gz"  # our pattern, but no manifest
@@ -210,10 +211,10 @@ def test_rotation_keeps_the_newest_verified_and_never_pinned_or_foreign_files(ti
 
     result = backup(rotate=2)
 
-    remaining = {p.name for p, _ in backups.list_backups(directory)}
+    remaining = {p.name for p, _ in rotation.list_backups(directory)}
     assert remaining == {result.path.name, made[3].name, made[0].name}  # newest two + the pinned one
     assert not made[1].exists() and not made[2].exists()
-    assert not backups.manifest_path(made[1]).exists()
+    assert not manifest_path(made[1]).exists()
     assert foreign.exists() and lookalike.exists()
     assert set(result.rotated) == {made[1], made[2]}
 
@@ -228,7 +229,7 @@ def test_backup_refused_while_another_holds_the_lock(tickets_data):
     ):
         call_command("backup_database")
     assert error.value.returncode == 3
-    assert backups.list_backups(Path(backups.default_directory())) == []
+    assert rotation.list_backups(Path(backups.default_directory())) == []
 
 
 def test_command_reports_where_the_backup_went(tickets_data, tmp_path):
@@ -345,8 +346,8 @@ def test_killed_backup_leaves_no_file_that_looks_like_a_backup(tickets_data, tmp
         if holder is not None:
             holder.close()
     names = [p.name for p in directory.iterdir()]
-    assert not [n for n in names if backups.NAME_PATTERN.match(n) or n.startswith("latest")], names
-    assert backups.list_backups(directory) == []
+    assert not [n for n in names if NAME_PATTERN.match(n) or n.startswith("latest")], names
+    assert rotation.list_backups(directory) == []
     # The next backup clears the debris of the killed one.
     backup()
     assert not list(directory.glob(".*.partial-*"))
@@ -472,3 +473,38 @@ def test_restore_asks_before_replacing_and_refuses_without_a_terminal(tickets_da
     with pytest.raises(CommandError, match="pass --no-input"):
         call_command("restore_database", str(result.path))
     assert Ticket.objects.count() == 0  # nothing was restored
+
+
+def test_an_sqlite_sql_dump_is_loaded_as_it_streams_in_not_held_in_memory(tmp_path):
+    """30 MB of SQL text through the SQLite engine: Python holds about one statement at a time, and
+    values with newlines, quotes and Polish letters cut across chunk boundaries survive."""
+    import sqlite3
+    import tracemalloc
+
+    from updater.backup.engines import SQLiteEngine
+
+    engine = SQLiteEngine.__new__(SQLiteEngine)  # a file of its own, not the database of the run
+    engine.alias, engine.settings = "default", {"NAME": str(tmp_path / "restored.sqlite3")}
+    row = "INSERT INTO notes VALUES({n}, 'line one\nline ''two'' " + POLISH + " " + "x" * 200 + "');\n"
+    rows = 100_000
+
+    def dump():
+        yield b"BEGIN TRANSACTION;\nCREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\n"
+        buffer = b""
+        for n in range(rows):
+            buffer += row.format(n=n).encode()
+            if len(buffer) > 100_000:
+                yield buffer[:77_777]  # cut anywhere: inside a statement, a quote, a UTF-8 letter
+                buffer = buffer[77_777:]
+        yield buffer + b"COMMIT;\n"
+
+    tracemalloc.start()
+    engine.load(dump(), "sql")
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 5 * 2**20, f"peak {peak / 2**20:.1f} MiB for a {rows * len(row) / 2**20:.0f} MiB dump"
+    restored = sqlite3.connect(tmp_path / "restored.sqlite3")
+    assert restored.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == rows
+    body = restored.execute("SELECT body FROM notes WHERE id = 4242").fetchone()[0]
+    restored.close()
+    assert body == "line one\nline 'two' " + POLISH + " " + "x" * 200

@@ -10,14 +10,13 @@ Backup and restore of one database never overlap: both hold the same flock.
 """
 
 import hashlib
-import json
 import os
 import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,65 +28,16 @@ from helpdesk.version import app_version
 from updater import layout
 from updater.backup import compression
 from updater.backup.engines import Engine, EngineError, engine_for
+from updater.backup.manifest import BackupBusy, BackupError, Manifest, read_hashing, verify_backup
+from updater.backup.rotation import pinned, rotate_backups
 from updater.run import faults, locks
-from updater.run.files import fsync_directory, write_atomically
+from updater.run.files import fsync_directory
 
-MANIFEST_SUFFIX = ".manifest.json"
-PIN_SUFFIX = ".pin"
-NAME_PATTERN = re.compile(
-    r"^(?P<database>[A-Za-z0-9_.-]+?)-(?P<stamp>\d{8}T\d{6}\d{6}Z)\.(?P<format>sql|sqlite3)\.(?P<ext>gz|zst)$"
-)
 PARTIAL_PATTERN = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
 CHUNKS_IN_FLIGHT = 4
 PROGRESS_EVERY = 0.5  # seconds
 
 Progress = Callable[[int, int, float], None]  # raw bytes read, compressed bytes written, seconds
-
-
-class BackupError(Exception):
-    """A backup or restore could not be made; nothing that looks like a backup was left behind."""
-
-
-class BackupInvalid(BackupError):
-    """A backup file failed verification."""
-
-
-class BackupBusy(BackupError):
-    """Another backup or restore of the same database holds the lock."""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    file: str
-    sha256: str
-    size: int
-    vendor: str
-    server_version: str
-    database: str
-    format: str
-    compression: str
-    app_version: str
-    migrations: dict[str, list[str]]
-    started_at: str
-    finished_at: str
-    duration_seconds: float
-    raw_bytes: int
-    reason: str = ""
-    verified_at: str = ""
-
-    @classmethod
-    def read(cls, backup: Path) -> "Manifest":
-        path = manifest_path(backup)
-        try:
-            data = json.loads(path.read_text())
-            return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
-        except FileNotFoundError:
-            raise BackupInvalid(f"{backup.name} has no manifest ({path.name})") from None
-        except (ValueError, TypeError) as error:
-            raise BackupInvalid(f"the manifest of {backup.name} is unreadable: {error}") from None
-
-    def write(self, backup: Path) -> None:
-        write_atomically(manifest_path(backup), json.dumps(asdict(self), indent=2).encode() + b"\n")
 
 
 @dataclass(frozen=True)
@@ -104,10 +54,6 @@ class RestoreResult:
     safety_backup: Path
     table_counts: dict[str, int]
     integrity_problems: list[str]
-
-
-def manifest_path(backup: Path) -> Path:
-    return backup.with_name(backup.name + MANIFEST_SUFFIX)
 
 
 def default_directory() -> Path:
@@ -347,50 +293,6 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-# --- verify --------------------------------------------------------------------------------------
-
-
-def verify_backup(path: Path) -> Manifest:
-    """Checksum, size, a complete compressed stream and the dump's completion marker; or BackupInvalid."""
-    path = Path(path).resolve() if Path(path).is_symlink() else Path(path)
-    if not path.is_file():
-        raise BackupInvalid(f"{path} does not exist")
-    manifest = Manifest.read(path)
-    actual_size = path.stat().st_size
-    if actual_size != manifest.size:
-        raise BackupInvalid(
-            f"{path.name} is {actual_size} bytes, its manifest says {manifest.size}: truncated or altered"
-        )
-    digest = hashlib.sha256()
-    tail = b""
-    try:
-        for chunk in compression.decompress(manifest.compression, _read_hashing(path, digest)):
-            tail = (tail + chunk[-4096:])[-4096:]
-    except compression.TruncatedStream as error:
-        raise BackupInvalid(f"{path.name}: {error}") from None
-    if digest.hexdigest() != manifest.sha256:
-        raise BackupInvalid(f"{path.name} does not match the checksum in its manifest: it was altered")
-    engine_class = _engine_class(manifest.vendor)
-    if not engine_class.dump_is_complete(manifest.format, tail):
-        raise BackupInvalid(f"{path.name} lacks the dump's completion marker: the dump was cut short")
-    return manifest
-
-
-def _read_hashing(path: Path, digest) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-            yield chunk
-
-
-def _engine_class(vendor: str):
-    from updater.backup.engines import ENGINES
-
-    if vendor not in ENGINES:
-        raise BackupInvalid(f"the manifest names an unknown vendor {vendor!r}")
-    return ENGINES[vendor]
-
-
 # --- restore -------------------------------------------------------------------------------------
 
 
@@ -466,7 +368,7 @@ def _decompressed(path: Path, manifest: Manifest, progress: Progress | None) -> 
     clock = time.monotonic()
     last = clock
     done = 0
-    for chunk in compression.decompress(manifest.compression, _read_hashing(path, hashlib.sha256())):
+    for chunk in compression.decompress(manifest.compression, read_hashing(path, hashlib.sha256())):
         done += len(chunk)
         now = time.monotonic()
         if progress and now - last >= PROGRESS_EVERY:
@@ -480,66 +382,3 @@ def _busy(held: locks.LockHeld) -> BackupBusy:
     return BackupBusy(
         f"another backup or restore of this database is running ({who}); try again when it ends"
     )
-
-
-# --- pins and rotation ---------------------------------------------------------------------------
-
-
-@contextmanager
-def pinned(backup: Path, reason: str) -> Iterator[None]:
-    """Protect a backup from rotation while something depends on it."""
-    pin(backup, reason)
-    try:
-        yield
-    finally:
-        unpin(backup)
-
-
-def pin(backup: Path, reason: str) -> None:
-    write_atomically(
-        backup.with_name(backup.name + PIN_SUFFIX),
-        json.dumps({"reason": reason, "pid": os.getpid()}).encode(),
-    )
-
-
-def unpin(backup: Path) -> None:
-    with suppress(FileNotFoundError):
-        backup.with_name(backup.name + PIN_SUFFIX).unlink()
-
-
-def is_pinned(backup: Path) -> bool:
-    return backup.with_name(backup.name + PIN_SUFFIX).exists()
-
-
-def list_backups(directory: Path, database: str | None = None) -> list[tuple[Path, Manifest]]:
-    """Our backups in a directory, newest first: by our name pattern and a readable manifest only."""
-    found = []
-    for path in Path(directory).iterdir():
-        match = NAME_PATTERN.match(path.name)
-        if not match or not path.is_file() or path.is_symlink():
-            continue
-        try:
-            manifest = Manifest.read(path)
-        except BackupInvalid:
-            continue
-        if manifest.file != path.name or (database is not None and manifest.database != database):
-            continue
-        found.append((path, manifest))
-    return sorted(found, key=lambda item: item[0].name, reverse=True)
-
-
-def rotate_backups(directory: Path, database: str, keep: int) -> list[Path]:
-    """Keep the newest `keep` verified backups of `database`; never touch pinned ones or `latest`."""
-    if keep < 1:
-        raise BackupError("--rotate must keep at least 1 backup")
-    directory = Path(directory)
-    protected = {link.resolve() for link in directory.glob("latest.*") if link.is_symlink()}
-    verified = [(path, m) for path, m in list_backups(directory, database) if m.verified_at]
-    removed = []
-    for path, _manifest in verified[keep:]:
-        if is_pinned(path) or path.resolve() in protected:
-            continue
-        path.unlink()
-        manifest_path(path).unlink(missing_ok=True)
-        removed.append(path)
-    return removed

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from updater.backup import backups
+from updater.backup import backups, rotation
 from updater.run.journal import Journal
 from updater.run.steps import Action, Step
 
@@ -19,7 +19,7 @@ def pinned_backup(
     def take(run: Journal) -> None:
         why = reason(run)
         result = backups.create_backup(output=output, reason=why)
-        backups.pin(result.path, f"{run.data['command']} {run.data['id']}: {why}")
+        rotation.pin(result.path, f"{run.data['command']} {run.data['id']}: {why}")
         run.record(**{fact: result.path})
 
     return Step(name, take, unpin(fact), **step_options)
@@ -30,7 +30,7 @@ def unpin(fact: str) -> Action:
 
     def release(run: Journal) -> None:
         if run.fact(fact):
-            backups.unpin(Path(run.fact(fact)))
+            rotation.unpin(Path(run.fact(fact)))
 
     return release
 

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
-from updater.backup import backups
+from updater.backup import rotation
 from updater.layout import DeploymentRoot
 from updater.plan import changelog, policy
 from updater.release import git_repo
@@ -190,7 +190,7 @@ def _estimated_downtime(root: DeploymentRoot, migrations: list[PendingMigration]
     """Maintenance lasts backup + migrate (+ the reload); without migrations the site stays up."""
     if not migrations:
         return 0.0
-    newest = backups.list_backups(root.backups)[:1] if root.backups.is_dir() else []
+    newest = rotation.list_backups(root.backups)[:1] if root.backups.is_dir() else []
     backup_seconds = newest[0][1].duration_seconds if newest else DEFAULT_BACKUP_SECONDS
     per_migration = _seconds_per_migration(root) or DEFAULT_MIGRATION_SECONDS
     return backup_seconds + per_migration * len(migrations) + RELOAD_GRACE_SECONDS

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
-from updater.backup import backups
+from updater.backup import backups, manifest
 from updater.backup import steps as backup_steps
 from updater.errors import UpdateRefused
 from updater.layout import DeploymentRoot
@@ -199,7 +199,7 @@ def _plan(
     if db == "migrate" or (db == "auto" and not irreversible):
         return RollbackPlan(from_version, target, names, irreversible, "migrate")
     backup = _backup_before(root, from_version or "")
-    manifest = backups.Manifest.read(backup)
+    taken = manifest.Manifest.read(backup)
     return RollbackPlan(
         from_version,
         target,
@@ -207,8 +207,8 @@ def _plan(
         irreversible,
         "restore",
         backup=backup,
-        backup_taken_at=manifest.started_at,
-        losses=_changes_since(manifest.started_at),
+        backup_taken_at=taken.started_at,
+        losses=_changes_since(taken.started_at),
     )
 
 

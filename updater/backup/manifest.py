@@ -1,0 +1,108 @@
+"""What a backup is: its file name, its manifest (sha256, size, vendor, database, app version,
+migration state, timings) beside it, its verification against that manifest, and the errors of
+backups and restores."""
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from updater.backup import compression
+from updater.backup.engines import ENGINES, Engine
+from updater.run.files import write_atomically
+
+MANIFEST_SUFFIX = ".manifest.json"
+NAME_PATTERN = re.compile(
+    r"^(?P<database>[A-Za-z0-9_.-]+?)-(?P<stamp>\d{8}T\d{6}\d{6}Z)\.(?P<format>sql|sqlite3)\.(?P<ext>gz|zst)$"
+)
+
+
+class BackupError(Exception):
+    """A backup or restore could not be made; nothing that looks like a backup was left behind."""
+
+
+class BackupInvalid(BackupError):
+    """A backup file failed verification."""
+
+
+class BackupBusy(BackupError):
+    """Another backup or restore of the same database holds the lock."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    file: str
+    sha256: str
+    size: int
+    vendor: str
+    server_version: str
+    database: str
+    format: str
+    compression: str
+    app_version: str
+    migrations: dict[str, list[str]]
+    started_at: str
+    finished_at: str
+    duration_seconds: float
+    raw_bytes: int
+    reason: str = ""
+    verified_at: str = ""
+
+    @classmethod
+    def read(cls, backup: Path) -> "Manifest":
+        path = manifest_path(backup)
+        try:
+            data = json.loads(path.read_text())
+            return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+        except FileNotFoundError:
+            raise BackupInvalid(f"{backup.name} has no manifest ({path.name})") from None
+        except (ValueError, TypeError) as error:
+            raise BackupInvalid(f"the manifest of {backup.name} is unreadable: {error}") from None
+
+    def write(self, backup: Path) -> None:
+        write_atomically(manifest_path(backup), json.dumps(asdict(self), indent=2).encode() + b"\n")
+
+
+def manifest_path(backup: Path) -> Path:
+    return backup.with_name(backup.name + MANIFEST_SUFFIX)
+
+
+def verify_backup(path: Path) -> Manifest:
+    """Checksum, size, a complete compressed stream and the dump's completion marker; or BackupInvalid."""
+    path = Path(path).resolve() if Path(path).is_symlink() else Path(path)
+    if not path.is_file():
+        raise BackupInvalid(f"{path} does not exist")
+    manifest = Manifest.read(path)
+    actual_size = path.stat().st_size
+    if actual_size != manifest.size:
+        raise BackupInvalid(
+            f"{path.name} is {actual_size} bytes, its manifest says {manifest.size}: truncated or altered"
+        )
+    digest = hashlib.sha256()
+    tail = b""
+    try:
+        for chunk in compression.decompress(manifest.compression, read_hashing(path, digest)):
+            tail = (tail + chunk[-4096:])[-4096:]
+    except compression.TruncatedStream as error:
+        raise BackupInvalid(f"{path.name}: {error}") from None
+    if digest.hexdigest() != manifest.sha256:
+        raise BackupInvalid(f"{path.name} does not match the checksum in its manifest: it was altered")
+    engine_class = _engine_class(manifest.vendor)
+    if not engine_class.dump_is_complete(manifest.format, tail):
+        raise BackupInvalid(f"{path.name} lacks the dump's completion marker: the dump was cut short")
+    return manifest
+
+
+def read_hashing(path: Path, digest) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            yield chunk
+
+
+def _engine_class(vendor: str) -> type[Engine]:
+    if vendor not in ENGINES:
+        raise BackupInvalid(f"the manifest names an unknown vendor {vendor!r}")
+    return ENGINES[vendor]
