@@ -18,6 +18,7 @@ from django.core.mail import EmailMessage, get_connection
 logger = logging.getLogger(__name__)
 
 MODES = ("always", "on-change", "only-on-error")
+STATUS_PAGE_KINDS = ("statuspage", "cachet")
 UNDER_MAINTENANCE, OPERATIONAL = "under_maintenance", "operational"
 DEGRADED, PARTIAL_OUTAGE = "degraded_performance", "partial_outage"
 # Cachet's component statuses: 1 operational, 2 performance issues, 3 partial outage, 4 major outage

@@ -1,0 +1,99 @@
+"""`manage.py check` fails at start-up on settings that would otherwise fail half-way through an update
+or page nobody: update windows, notification modes, status page kinds, thresholds, the deployment."""
+
+import os
+
+import pytest
+from django.core.checks import run_checks
+
+from updater import layout
+
+
+def ids(**kwargs) -> list[str]:
+    return sorted(
+        message.id for message in run_checks(**kwargs) if message.id.startswith(("updater.", "monitoring."))
+    )
+
+
+def test_the_defaults_pass():
+    assert ids() == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("UPDATE_WINDOW_ROUTINE", "Sunday 2-6", "updater.E002"),
+        ("UPDATE_WINDOW_CRITICAL", "", "updater.E002"),
+        ("UPDATE_TIME_ZONE", "Mars/Olympus_Mons", "updater.E001"),
+        ("NOTIFY_MODE", "sometimes", "updater.E003"),
+        ("STATUS_PAGE_KIND", "pingdom", "updater.E004"),
+        ("ALERT_CONSECUTIVE", 0, "monitoring.E003"),
+        ("ALERT_HYSTERESIS", 100.0, "monitoring.E004"),
+    ],
+)
+def test_a_bad_setting_is_an_error_naming_it(settings, setting, value, expected):
+    setattr(settings, setting, value)
+    found = [m for m in run_checks() if m.id == expected]
+    assert found and setting in found[0].msg
+
+
+@pytest.mark.parametrize(
+    ("warn", "crit", "expected"),
+    [
+        (90.0, 90.0, []),  # equal: the warning and the alarm come together, which is allowed
+        (90.1, 90.0, ["monitoring.E002"]),
+        (80.0, 100.0, []),
+        (80.0, 100.1, ["monitoring.E001"]),
+        (-0.1, 90.0, ["monitoring.E001"]),
+    ],
+)
+def test_threshold_pairs_are_in_range_and_in_order(settings, warn, crit, expected):
+    settings.DISK_WARN_PERCENT, settings.DISK_CRIT_PERCENT = warn, crit
+    assert ids() == expected
+
+
+def test_a_staging_deployment_without_a_reload_method_is_warned_about(settings, tmp_path):
+    settings.ENVIRONMENT = "staging"
+    settings.UPDATER_RELOAD_COMMAND = settings.UPDATER_RELOAD_PIDFILE = ""
+    assert ids() == []  # not a deployment: no release is ever switched
+    _deployment(tmp_path, settings)
+    settings.UPDATER_RELOAD_COMMAND = settings.UPDATER_RELOAD_PIDFILE = ""
+    assert ids() == ["updater.W001"]
+    settings.UPDATER_RELOAD_COMMAND = "systemctl reload helpdesk"
+    assert ids() == []
+    settings.ENVIRONMENT = "dev"
+    settings.UPDATER_RELOAD_COMMAND = ""
+    assert ids() == []
+
+
+def _deployment(tmp_path, settings) -> layout.DeploymentRoot:
+    root = layout.DeploymentRoot(tmp_path / "srv")
+    root.create_layout()
+    root.repo.mkdir()
+    (root.repo / "HEAD").write_text("ref: refs/heads/main\n")
+    settings.UPDATER_ROOT = str(root.path)
+    return root
+
+
+def test_a_deployment_without_git_is_an_error(settings, tmp_path, monkeypatch):
+    _deployment(tmp_path, settings)
+    assert ids() == []
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    assert ids() == ["updater.E006"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere; only another user can be refused")
+def test_a_deployment_root_this_user_cannot_write_is_an_error(settings, tmp_path):
+    root = _deployment(tmp_path, settings)
+    root.shared.chmod(0o555)
+    try:
+        assert "updater.E005" in ids()
+    finally:
+        root.shared.chmod(0o755)
+
+
+def test_manage_py_check_fails_at_once_on_a_bad_window(manage):
+    result = manage("check", UPDATE_WINDOW_IMPORTANT="weekends", NOTIFY_MODE="loud")
+    assert result.returncode == 1
+    assert "UPDATE_WINDOW_IMPORTANT cannot be read" in result.stderr
+    assert "NOTIFY_MODE 'loud' is unknown" in result.stderr

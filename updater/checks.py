@@ -1,0 +1,98 @@
+"""Django system checks for the updater's settings: `manage.py check` (and every command that runs the
+checks) fails at once on a configuration that would otherwise fail half-way through an update.
+
+Errors: an unreadable update window or time zone, an unknown NOTIFY_MODE or STATUS_PAGE_KIND, a
+deployment root the updater cannot write, git missing in a deployment. Warnings: a deployment in
+staging or production with no way to reload the app server (an update would switch code nobody loads).
+"""
+
+import os
+import shutil
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from updater import layout
+from updater.notify import channels
+from updater.plan import policy
+
+_WINDOW_SETTINGS = {
+    policy.CRITICAL: "UPDATE_WINDOW_CRITICAL",
+    policy.IMPORTANT: "UPDATE_WINDOW_IMPORTANT",
+    policy.ROUTINE: "UPDATE_WINDOW_ROUTINE",
+}
+
+
+@register(Tags.compatibility)
+def check_update_policy(app_configs=None, **kwargs) -> list:
+    problems = []
+    try:
+        ZoneInfo(settings.UPDATE_TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        problems.append(
+            Error(
+                f"UPDATE_TIME_ZONE {settings.UPDATE_TIME_ZONE!r} is not a time zone: {error}",
+                id="updater.E001",
+            )
+        )
+    for update_class, name in _WINDOW_SETTINGS.items():
+        try:
+            policy.window_for(update_class)
+        except policy.PolicyError as error:
+            problems.append(Error(f"{name} cannot be read: {error}", id="updater.E002"))
+    return problems
+
+
+@register(Tags.compatibility)
+def check_notifications(app_configs=None, **kwargs) -> list:
+    problems = []
+    if settings.NOTIFY_MODE not in channels.MODES:
+        problems.append(
+            Error(
+                f"NOTIFY_MODE {settings.NOTIFY_MODE!r} is unknown",
+                hint=f"one of {', '.join(channels.MODES)}",
+                id="updater.E003",
+            )
+        )
+    if settings.STATUS_PAGE_KIND not in channels.STATUS_PAGE_KINDS:
+        problems.append(
+            Error(
+                f"STATUS_PAGE_KIND {settings.STATUS_PAGE_KIND!r} is unknown",
+                hint=f"one of {', '.join(channels.STATUS_PAGE_KINDS)}",
+                id="updater.E004",
+            )
+        )
+    return problems
+
+
+@register(Tags.compatibility)
+def check_deployment(app_configs=None, **kwargs) -> list:
+    try:
+        root = layout.find_root()
+    except layout.NotADeployment:
+        return []  # no releases to switch: nothing below applies
+    problems = []
+    if settings.ENVIRONMENT in ("staging", "prod") and not (
+        settings.UPDATER_RELOAD_COMMAND or settings.UPDATER_RELOAD_PIDFILE
+    ):
+        problems.append(
+            Warning(
+                "no way to reload the app server: an update would switch `current` "
+                "and keep serving the old code",
+                hint="set UPDATER_RELOAD_COMMAND (e.g. 'sudo systemctl reload helpdesk') "
+                "or UPDATER_RELOAD_PIDFILE",
+                id="updater.W001",
+            )
+        )
+    for path in (root.path, root.shared, root.releases):
+        if not os.access(path, os.W_OK | os.X_OK):
+            problems.append(
+                Error(
+                    f"{path} is not writable by this user: updates and rollbacks cannot run",
+                    id="updater.E005",
+                )
+            )
+    if shutil.which("git") is None:
+        problems.append(Error("git is not installed: releases cannot be fetched", id="updater.E006"))
+    return problems
