@@ -1,6 +1,7 @@
 """safe_migrate on the real database: a failing migration leaves the database as it was."""
 
 import importlib
+import re
 from io import StringIO
 
 import pytest
@@ -50,3 +51,26 @@ def test_failing_migration_restores_the_database(back_to_latest, helpdesk, monke
         cursor.execute("SELECT name FROM django_migrations WHERE app = 'crm' ORDER BY name")
         assert [row[0] for row in cursor.fetchall()][-1] == "0002_ticket_resolution_notes"
     assert Ticket.objects.get(pk=helpdesk.acme_ticket.pk).resolution_notes == ""
+
+
+def test_verbosity_2_shows_each_step_with_its_duration_and_0_says_nothing(back_to_latest, helpdesk):
+    call_command("migrate", "crm", "0002", verbosity=0)
+    shown = StringIO()
+    call_command("safe_migrate", verbosity=2, stdout=shown)
+    steps = re.findall(r"safe_migrate: (.+) done in \d+\.\d s", shown.getvalue())
+    assert steps == [
+        "integrity check",
+        "maintenance",
+        "backup",
+        "migrate",
+        "verify",
+        "maintenance off",
+        "finish",
+    ]
+    call_command("migrate", "crm", "0002", verbosity=0)
+    silent = StringIO()
+    call_command("safe_migrate", verbosity=0, stdout=silent)
+    assert silent.getvalue() == ""
+    with connection.cursor() as cursor:  # and it did migrate
+        cursor.execute("SELECT name FROM django_migrations WHERE app = 'crm' ORDER BY name")
+        assert [row[0] for row in cursor.fetchall()][-1] == "0003_fill_resolution_notes"

@@ -9,6 +9,7 @@ with a data migration that cannot be reversed.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -243,9 +244,10 @@ def last_journal(root: Path) -> dict:
 
 def test_update_with_a_migration_serves_the_new_release_and_keeps_the_data(deployed):
     before = schema_and_rows(deployed)
-    result = update(deployed, "--version", "v2.0.0")
+    result = update(deployed, "--version", "v2.0.0", "--verbosity", "2")
     assert result.returncode == 0, result.stderr
     assert "Updated v1.0.0 -> v2.0.0 (migrations: crm.0004_organization_phone" in result.stdout
+    assert re.search(r"update: migrate done in \d+\.\d s", result.stdout)  # each step as it runs
     assert (deployed / "current").resolve().name == "v2.0.0"
     assert (deployed / "previous").resolve().name == "v1.0.0"
     after = schema_and_rows(deployed)

@@ -1,13 +1,15 @@
 """Command-line details shared by the updater's management commands."""
 
+import io
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from django.core.management.base import CommandError
 
 from updater import layout
 from updater.errors import UpdateBusy, UpdateFailed, UpdateRefused
 from updater.release import git_repo
+from updater.run import journal
 
 
 @contextmanager
@@ -33,3 +35,30 @@ class OwnVersionOption:
     def create_parser(self, prog_name, subcommand, **kwargs):
         kwargs.setdefault("conflict_handler", "resolve")
         return super().create_parser(prog_name, subcommand, **kwargs)
+
+
+class Verbosity:
+    """--verbosity for the updater's commands: 0 writes nothing but errors (cron mails only failures),
+    1 the outcome, 2 also each step as it starts and ends, with its duration."""
+
+    def execute(self, *args, **options):
+        if options.get("verbosity", 1) == 0:
+            options["stdout"] = io.StringIO()
+        return super().execute(*args, **options)
+
+    def steps_shown(self, verbosity: int):
+        """A context in which every journaled step is written as it happens (at verbosity 2 and up)."""
+        if verbosity < 2:
+            return nullcontext()
+        return journal.observing(self._show_step)
+
+    def _show_step(self, event: str, command: str, step: dict) -> None:
+        if event == "started":
+            self.stdout.write(f"  {command}: {step['name']} ...")
+        elif event == "finished":
+            seconds = step.get("seconds")
+            took = f" in {seconds:.1f} s" if seconds is not None else ""
+            self.stdout.write(f"  {command}: {step['name']} {step['status']}{took}")
+        else:
+            note = f" ({step['undo_note']})" if step.get("undo_note") else ""
+            self.stdout.write(f"  {command}: {step['name']} undone{note}")

@@ -11,6 +11,9 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +27,21 @@ RUNNING, SUCCEEDED, FAILED, ROLLED_BACK = "running", "succeeded", "failed", "rol
 UNDO_FAILED = "undo failed"  # not finished: `rollback --recover` goes on undoing it
 FINISHED = (SUCCEEDED, FAILED, ROLLED_BACK)
 INTERRUPTED = "interrupted"  # a step that was running when its process died
+
+
+# Who is told about steps as they happen (a command at --verbosity 2): (event, command, step entry).
+Observer = Callable[[str, str, dict], None]
+_observer: ContextVar[Observer | None] = ContextVar("journal_observer", default=None)
+
+
+@contextmanager
+def observing(observer: Observer) -> Iterator[None]:
+    """Tell `observer` of every step started, finished and undone by runs inside this block."""
+    token = _observer.set(observer)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
 
 
 def _now() -> str:
@@ -84,6 +102,7 @@ class Journal:
             {"name": name, "status": RUNNING, "started_at": _now(), "clock": time.monotonic()}
         )
         self.save()
+        self._tell("started", self.data["steps"][-1])
 
     def step_finished(self, name: str, status: str = "done", detail: str = "") -> None:
         step = next(s for s in reversed(self.data["steps"]) if s["name"] == name)
@@ -93,6 +112,7 @@ class Journal:
         if detail:
             step["detail"] = detail
         self.save()
+        self._tell("finished", step)
 
     def record(self, **facts) -> None:
         """Facts the undo needs (the backup taken, whether the switch happened), written at once."""
@@ -118,6 +138,12 @@ class Journal:
                 if note:
                     step["undo_note"] = note
         self.save()
+        self._tell("undone", next(step for step in self.data["steps"] if step["name"] == name))
+
+    def _tell(self, event: str, step: dict) -> None:
+        observer = _observer.get()
+        if observer is not None:
+            observer(event, self.data["command"], step)
 
     def close_interrupted(self) -> None:
         """Steps left running by a process that died are journaled as interrupted, not running."""

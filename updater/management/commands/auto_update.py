@@ -3,14 +3,14 @@ import socket
 from django.core.management.base import BaseCommand, CommandError
 
 from updater import layout
-from updater.command_options import outcome_as_exit_code
+from updater.command_options import Verbosity, outcome_as_exit_code
 from updater.notify import outcome
 from updater.plan import auto, policy
 from updater.release import git_repo
 from updater.release import update as updates
 
 
-class Command(BaseCommand):
+class Command(Verbosity, BaseCommand):
     help = (
         "For cron / systemd timers: apply the newest release that policy allows now. Silent when there is "
         "nothing to do; BREAKING releases are held and failed ones are not retried until cleared."
@@ -46,7 +46,7 @@ class Command(BaseCommand):
             if options["verbosity"] >= 2:
                 self.stdout.write(f"Nothing applied ({decision.action}): {decision.reason or 'up to date'}")
             return
-        with outcome_as_exit_code("auto_update"):
+        with outcome_as_exit_code("auto_update"), self.steps_shown(options["verbosity"]):
             result = updates.update(root, decision.tag, updates.Options(actor="auto_update"))
         plan = result.plan
         self.stdout.write(

@@ -5,9 +5,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
 from updater.backup import backups
+from updater.command_options import Verbosity
 
 
-class Command(BaseCommand):
+class Command(Verbosity, BaseCommand):
     help = "Back up the database: streamed, compressed, checksummed, written atomically (mode 0600)."
 
     def add_arguments(self, parser):

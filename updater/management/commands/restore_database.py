@@ -4,10 +4,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from updater.backup import backups, engines, restore
-from updater.command_options import outcome_as_exit_code
+from updater.command_options import Verbosity, outcome_as_exit_code
 
 
-class Command(BaseCommand):
+class Command(Verbosity, BaseCommand):
     help = "Restore the database from a backup: verify it, take a safety backup, replace every table."
 
     def add_arguments(self, parser):
@@ -37,7 +37,7 @@ class Command(BaseCommand):
             if answer.strip().lower() != "yes":
                 raise CommandError("Restore cancelled; nothing was changed.")
         try:
-            with outcome_as_exit_code("Restore"):
+            with outcome_as_exit_code("Restore"), self.steps_shown(options["verbosity"]):
                 result = restore.restore(path, force=options["force"])
         except backups.BackupBusy as error:
             raise CommandError(str(error), returncode=3) from error

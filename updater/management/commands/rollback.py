@@ -3,12 +3,12 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from updater import layout
-from updater.command_options import outcome_as_exit_code
+from updater.command_options import Verbosity, outcome_as_exit_code
 from updater.release import rollback as rollbacks
 from updater.run import recovery
 
 
-class Command(BaseCommand):
+class Command(Verbosity, BaseCommand):
     help = "Go back to the previous (or a named) release; --recover finishes an interrupted run."
 
     def add_arguments(self, parser):
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-input", action="store_true", help="do not ask before restoring a backup")
 
     def handle(self, *args, **options):
-        with outcome_as_exit_code("Rollback"):
+        with outcome_as_exit_code("Rollback"), self.steps_shown(options["verbosity"]):
             if options["recover"]:
                 return self._recover()
             root = layout.find_root()

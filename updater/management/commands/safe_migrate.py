@@ -1,9 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from updater.backup import backups, safe_migrate
+from updater.command_options import Verbosity
 
 
-class Command(BaseCommand):
+class Command(Verbosity, BaseCommand):
     help = "Migrate safely: backup, integrity check, migrate, integrity check; restore the backup on failure."
 
     def add_arguments(self, parser):
@@ -15,7 +16,8 @@ class Command(BaseCommand):
             self.stdout.write("Pending migrations: " + (", ".join(pending) if pending else "none"))
             return
         try:
-            result = safe_migrate.safe_migrate()
+            with self.steps_shown(options["verbosity"]):
+                result = safe_migrate.safe_migrate()
         except (safe_migrate.SafeMigrateFailed, backups.BackupError) as error:
             raise CommandError(str(error)) from error
         self.stdout.write(f"Backup: {result.backup}")

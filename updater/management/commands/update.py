@@ -1,11 +1,11 @@
 from django.core.management.base import BaseCommand
 
 from updater import layout
-from updater.command_options import OwnVersionOption, outcome_as_exit_code
+from updater.command_options import OwnVersionOption, Verbosity, outcome_as_exit_code
 from updater.release import update as updates
 
 
-class Command(OwnVersionOption, BaseCommand):
+class Command(Verbosity, OwnVersionOption, BaseCommand):
     help = "Update the helpdesk to a tagged release: backup, migrate, atomic switch, verify; undo on failure."
 
     def add_arguments(self, parser):
@@ -21,7 +21,7 @@ class Command(OwnVersionOption, BaseCommand):
         parser.add_argument("--no-input", action="store_true", help="never ask (for cron and scripts)")
 
     def handle(self, *args, **options):
-        with outcome_as_exit_code("Update"):
+        with outcome_as_exit_code("Update"), self.steps_shown(options["verbosity"]):
             root = layout.find_root()
             result = updates.update(
                 root,

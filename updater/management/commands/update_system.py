@@ -1,11 +1,11 @@
 from django.core.management.base import BaseCommand
 
-from updater.command_options import outcome_as_exit_code
+from updater.command_options import Verbosity, outcome_as_exit_code
 from updater.plan import policy
 from updater.system import apt, system_update
 
 
-class Command(BaseCommand):
+class Command(Verbosity, BaseCommand):
     help = (
         "Upgrade operating-system packages with the application's safety net: lock, journal, window, "
         "/etc and database backups, non-interactive apt keeping conffiles, restarts, verification, report."
@@ -31,7 +31,8 @@ class Command(BaseCommand):
             ignore_window=options["ignore_window"],
             refresh=not options["no_refresh"],
         )
-        with outcome_as_exit_code("update_system", refused=(apt.AptError, policy.PolicyError)):
+        refused = (apt.AptError, policy.PolicyError)
+        with outcome_as_exit_code("update_system", refused=refused), self.steps_shown(options["verbosity"]):
             result = system_update.update_system(chosen)
         if result.repaired:
             self.stdout.write(
