@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from tests.support.mailbox import Mailbox
 from tests.support.webhooks import Webhook
@@ -112,3 +112,12 @@ def test_notify_users_mails_every_active_user_in_both_languages_over_one_connect
     body = smtp.received[0].body
     assert "Dzień dobry" in body and "Hello" in body and "2026-11-29 02:00" in body
     assert smtp.received[0].subject.startswith("Planowana aktualizacja helpdesku / Planned helpdesk update")
+
+
+@pytest.mark.django_db
+def test_notify_users_refuses_an_unreadable_start_with_exit_2_and_sends_nothing(smtp, helpdesk):
+    with pytest.raises(CommandError) as refused:
+        call_command("notify_users", "--at", "tomorrow 2am")
+    assert refused.value.returncode == 2
+    assert "--at must look like '2026-11-29 02:00'" in str(refused.value)
+    assert smtp.received == []

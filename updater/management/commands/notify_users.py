@@ -1,21 +1,10 @@
-from datetime import UTC, datetime
-
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import EmailMessage
 from django.core.management.base import BaseCommand, CommandError
-from django.template.loader import render_to_string
 
-from updater import layout
-from updater.command_options import OwnVersionOption
-from updater.notify import channels
-from updater.plan import planning, policy
-from updater.release import git_repo
-
-SUBJECT = "Planowana aktualizacja helpdesku / Planned helpdesk update: {when}"
+from updater.command_options import OwnVersionOption, Verbosity, outcome_as_exit_code
+from updater.notify import announcements
 
 
-class Command(OwnVersionOption, BaseCommand):
+class Command(Verbosity, OwnVersionOption, BaseCommand):
     help = "Email every active user about a planned update (Polish and English), over one SMTP connection."
 
     def add_arguments(self, parser):
@@ -26,80 +15,23 @@ class Command(OwnVersionOption, BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="list the recipients, send nothing")
 
     def handle(self, *args, **options):
-        zone = policy.zone()
-        downtime, window = None, "-"
-        if options["at"]:
-            try:
-                start = datetime.strptime(options["at"], "%Y-%m-%d %H:%M").replace(tzinfo=zone)
-            except ValueError:
-                raise CommandError("--at must look like '2026-11-29 02:00'.", returncode=2) from None
-        else:
-            start, window, downtime = self._from_plan(options["tag"])
-        recipients = list(
-            get_user_model()
-            .objects.filter(is_active=True)
-            .exclude(email="")
-            .order_by("email")
-            .values_list("email", "first_name")
-        )
+        with outcome_as_exit_code("notify_users"):
+            if options["at"]:
+                announcement = announcements.at(options["at"])
+            else:
+                announcement = announcements.from_plan(options["tag"])
+        recipients = announcements.recipients()
         if options["dry_run"]:
             self.stdout.write(
-                f"Would email {len(recipients)} active user(s) about {start:%Y-%m-%d %H:%M %Z}:"
+                f"Would email {len(recipients)} active user(s) about {announcement.start:%Y-%m-%d %H:%M %Z}:"
             )
             for email, _name in recipients:
                 self.stdout.write(f"  {email}")
             return
-        context = {
-            "start_local": start.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-            "time_zone": str(zone),
-            "window": window,
-            "downtime_pl": _seconds(downtime, "ok.", "bez przerwy", "nieznana"),
-            "downtime_en": _seconds(downtime, "about", "none expected", "unknown"),
-        }
-        subject = SUBJECT.format(when=context["start_local"])
-        messages = [
-            EmailMessage(
-                subject,
-                render_to_string("updater/email/maintenance_notice.txt", {**context, "name": name}),
-                settings.DEFAULT_FROM_EMAIL,
-                [email],
-            )
-            for email, name in recipients
-        ]
-        if not messages:
+        if not recipients:
             self.stdout.write("No active user has an email address; nothing sent.")
             return
-        delivery = channels.send_mass_email(messages)
+        delivery = announcements.send(announcement, recipients)
         if not delivery.ok:
             raise CommandError(f"The notices could not be sent: {delivery.detail}")
-        self.stdout.write(self.style.SUCCESS(f"Notified {len(messages)} user(s): {delivery.detail}."))
-
-    def _from_plan(self, tag: str | None) -> tuple[datetime, str, float]:
-        try:
-            root = layout.find_root()
-            plan = planning.plan(root, tag)
-        except layout.NotADeployment as error:
-            raise CommandError(f"{error} Or give the date with --at.", returncode=2) from error
-        except git_repo.GitError as error:
-            raise CommandError(str(error), returncode=2) from error
-        if plan.up_to_date:
-            raise CommandError(
-                f"{plan.current} is the newest release; there is no update to announce.", returncode=2
-            )
-        opens = plan.window.next_opens_at or datetime.now(UTC)
-        if plan.window.open:
-            opens = datetime.now(UTC)
-        return (
-            opens.astimezone(policy.zone()),
-            f"{plan.update_class}: {plan.window.window}",
-            plan.estimated_downtime_seconds,
-        )
-
-
-def _seconds(value: float | None, about: str, none: str, unknown: str) -> str:
-    if value is None:
-        return unknown
-    if value <= 0:
-        return none
-    minutes = max(1, round(value / 60))
-    return f"{about} {minutes} min"
+        self.stdout.write(self.style.SUCCESS(f"Notified {len(recipients)} user(s): {delivery.detail}."))
