@@ -3,9 +3,7 @@ the error logs since the last round), evaluate the alerts, send them, and keep t
 
 import json
 import re
-import shutil
 import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +14,8 @@ from django.conf import settings
 from monitoring import alerts, checks, state
 from updater.notify import channels
 from updater.run import maintenance
+from updater.system import services
 
-SYSTEMCTL_TIMEOUT = 10
 _ERROR_WORD = re.compile(r"\b(error|critical|crit|emerg|alert)\b", re.IGNORECASE)
 
 
@@ -31,7 +29,7 @@ class Round:
 def run_round(now: float | None = None, *, send: bool = True) -> Round:
     now = now or time.time()
     data = state.load()
-    data["services"] = {"checked_at": now, "states": probe_services(settings.MONITORED_SERVICES)}
+    data["services"] = {"checked_at": now, "states": services.probe_services(settings.MONITORED_SERVICES)}
     data["cpu"] = {"at": now, "percent": psutil.cpu_percent(interval=1)}
     errors, data["logs"] = count_new_errors(settings.MONITORED_ERROR_LOGS, data.get("logs", {}))
     checks.clear_cache()
@@ -69,28 +67,6 @@ def _status_page_state(levels: dict) -> str:
     if alerts.WARNING in ranks:
         return channels.DEGRADED
     return channels.OPERATIONAL
-
-
-def probe_services(names: list[str]) -> dict[str, str]:
-    """`systemctl is-active` for each unit (an argument list with a timeout); "unknown" without systemd."""
-    systemctl = shutil.which("systemctl")
-    found = {}
-    for name in names:
-        if not systemctl:
-            found[name] = "unknown"
-            continue
-        try:
-            result = subprocess.run(
-                [systemctl, "is-active", "--", name],
-                capture_output=True,
-                text=True,
-                timeout=SYSTEMCTL_TIMEOUT,
-                check=False,
-            )
-            found[name] = result.stdout.strip() or "unknown"
-        except subprocess.TimeoutExpired:
-            found[name] = "timeout"
-    return found
 
 
 def count_new_errors(paths: list[str], offsets: dict) -> tuple[int, dict]:

@@ -3,14 +3,15 @@
 import json
 
 import pytest
+from django.db import migrations as django_migrations
+from django.db import models
 
 from tests.support.mailbox import Mailbox
 from updater.notify import outcome, reports
-from updater.plan import planning
+from updater.plan import migrations
 from updater.run import journal
 
-
-@pytest.mark.parametrize(
+SOURCES = (
     ("source", "reasons"),
     [
         ("migrations.RunPython(forward)", ["RunPython without reverse_code"]),
@@ -23,13 +24,24 @@ from updater.run import journal
         ("migrations.AddField('ticket', 'x', models.IntegerField(default=0))", []),
     ],
 )
+
+
+@pytest.mark.parametrize(*SOURCES)
 def test_irreversible_operations_are_named(source, reasons):
     migration = f"from django.db import migrations, models\n\noperations = [{source}]\n"
-    assert planning.irreversible_operations(migration) == reasons
+    assert migrations.irreversible_operations(migration) == reasons
+
+
+@pytest.mark.parametrize(*SOURCES)
+def test_update_plan_and_rollback_judge_a_migration_the_same_way(source, reasons):
+    """update_plan reads the source; rollback asks the loaded operations (in the newer release)."""
+    operation = eval(source, {"migrations": django_migrations, "models": models, "forward": print})  # noqa: S307
+    reason = migrations.irreversible_reason(type(operation).__name__, operation.reversible)
+    assert ([reason] if reason else []) == reasons
 
 
 def test_a_migration_that_does_not_parse_counts_as_irreversible():
-    assert planning.irreversible_operations("def broken(:\n")[0].startswith("unreadable")
+    assert migrations.irreversible_operations("def broken(:\n")[0].startswith("unreadable")
 
 
 def test_error_log_tail_keeps_only_errors_written_since_the_run_began(settings, tmp_path):

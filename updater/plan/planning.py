@@ -8,7 +8,6 @@ fields and models), whether requirements or static files change, and an estimate
 duration from the timings of earlier runs.
 """
 
-import ast
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from updater.backup import rotation
 from updater.layout import DeploymentRoot
-from updater.plan import changelog, policy
+from updater.plan import changelog, migrations, policy
 from updater.release import git_repo
 from updater.run import journal
 
@@ -29,7 +28,6 @@ DEFAULT_MIGRATION_SECONDS = 2.0
 DEFAULT_PREPARE_SECONDS = {True: 180.0, False: 30.0}  # requirements changed: a new venv is built
 VERIFY_SECONDS = 15.0
 RELOAD_GRACE_SECONDS = 2.0
-_DATA_LOSS = {"RemoveField": "removes a field", "DeleteModel": "deletes a model"}
 
 
 @dataclass(frozen=True)
@@ -145,36 +143,9 @@ def pending_migrations(git_dir: Path, tag: str) -> list[PendingMigration]:
         if name in applied:
             continue
         source = git_repo.run_git(["show", f"refs/tags/{tag}:{path}"], git_dir=git_dir)
-        reasons = irreversible_operations(source)
+        reasons = migrations.irreversible_operations(source)
         found.append(PendingMigration(name, bool(reasons), reasons))
     return sorted(found, key=lambda m: m.name)
-
-
-def irreversible_operations(source: str) -> list[str]:
-    """Why a migration cannot be undone without losing something, read from its source."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as error:
-        return [f"unreadable: {error.msg}"]
-    reasons = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-        if name == "RunPython" and not _has_reverse(node, "reverse_code"):
-            reasons.append("RunPython without reverse_code")
-        elif name == "RunSQL" and not _has_reverse(node, "reverse_sql"):
-            reasons.append("RunSQL without reverse_sql")
-        elif name in _DATA_LOSS:
-            reasons.append(_DATA_LOSS[name])
-    return reasons
-
-
-def _has_reverse(call: ast.Call, keyword: str) -> bool:
-    for kw in call.keywords:
-        if kw.arg == keyword:
-            return not (isinstance(kw.value, ast.Constant) and kw.value.value is None)
-    return len(call.args) >= 2 and not (isinstance(call.args[1], ast.Constant) and call.args[1].value is None)
 
 
 def _changed_paths(git_dir: Path, old: str | None, new: str) -> list[str]:

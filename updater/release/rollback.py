@@ -16,6 +16,7 @@ from updater.backup import steps as backup_steps
 from updater.errors import UpdateRefused
 from updater.layout import DeploymentRoot
 from updater.notify import outcome
+from updater.plan.migrations import irreversible_reason
 from updater.release import marks, releases
 from updater.release.switching import switch_step, verify_step
 from updater.run import executor, faults, journal, locks, maintenance
@@ -24,12 +25,13 @@ from updater.run.steps import Procedure, Step
 
 COMMAND = "rollback"
 
-# Asked of the newer release's Python: which of these applied migrations cannot be reversed?
-_IRREVERSIBLE_SCRIPT = (
+# Asked of the newer release's Python: the operations of these applied migrations, as
+# [migration, operation class, reversible]; plan/migrations.py judges them, as update_plan does.
+_OPERATIONS_SCRIPT = (
     "import json; from django.db.migrations.loader import MigrationLoader; "
     "graph = MigrationLoader(None, ignore_no_migrations=True).graph; "
-    "print(json.dumps([f'{a}.{n}' for a, n in {nodes!r} if (a, n) in graph.nodes "
-    "and not all(op.reversible for op in graph.nodes[(a, n)].operations)]))"
+    "print(json.dumps([[f'{a}.{n}', type(op).__name__, op.reversible] for a, n in {nodes!r} "
+    "if (a, n) in graph.nodes for op in graph.nodes[(a, n)].operations]))"
 )
 _LEAVES_SCRIPT = (
     "import json; from django.db.migrations.loader import MigrationLoader; "
@@ -189,8 +191,11 @@ def _plan(
     from_version = current.tag if current else None
     if not ahead or db == "keep":
         return RollbackPlan(from_version, target, names, [], "keep")
-    script = _IRREVERSIBLE_SCRIPT.replace("{nodes!r}", repr([list(node) for node in ahead]))
-    irreversible = json.loads(releases.manage(root, current, "shell", "--no-imports", "-c", script))
+    script = _OPERATIONS_SCRIPT.replace("{nodes!r}", repr([list(node) for node in ahead]))
+    operations = json.loads(releases.manage(root, current, "shell", "--no-imports", "-c", script))
+    irreversible = sorted(
+        {name for name, operation, reversible in operations if irreversible_reason(operation, reversible)}
+    )
     if db == "migrate" and irreversible:
         raise UpdateRefused(
             f"these migrations cannot be reversed: {', '.join(irreversible)}; "

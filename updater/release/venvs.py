@@ -32,14 +32,19 @@ class Venv:
         return self.path / "bin" / "python"
 
 
-def venv_key(requirements: Path, python: str = sys.executable) -> str:
-    version = subprocess.run(
+def python_minor(python: str) -> str:
+    """The interpreter's "major.minor" (e.g. "3.11"), asked of the interpreter itself."""
+    return subprocess.run(
         [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     ).stdout.strip()
+
+
+def venv_key(requirements: Path, python: str = sys.executable) -> str:
+    version = python_minor(python)
     digest = hashlib.sha256(requirements.read_bytes())
     digest.update(f"\npython {version}".encode())
     return digest.hexdigest()[:20]

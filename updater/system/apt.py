@@ -207,11 +207,3 @@ def _restart_order(unit: str) -> tuple[int, str]:
     if unit.startswith(_WEB):
         return (2, unit)
     return (1, unit)
-
-
-def systemd_running() -> bool:
-    return Path("/run/systemd/system").is_dir()
-
-
-def restart(unit: str) -> None:
-    run(["systemctl", "restart", "--", unit], timeout=300)

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import tarfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,10 +34,11 @@ from updater.notify import outcome
 from updater.plan import policy
 from updater.release import venvs
 from updater.release.reload import reload_app_server
+from updater.release.smoke import run_smoke_checks
 from updater.run import executor, journal, locks
 from updater.run.files import fsync_directory, write_atomically
 from updater.run.steps import Procedure, Step
-from updater.system import apt
+from updater.system import apt, services
 from updater.system.apt import AptError, Held, Upgrade
 
 COMMAND = "update_system"
@@ -171,9 +171,9 @@ def steps(run: journal.Journal) -> Procedure:
 
 def _restart(run: journal.Journal, names: list[str]) -> None:
     units = apt.units_of(names)
-    if units and apt.systemd_running():
+    if units and services.systemd_running():
         for unit in units:
-            apt.restart(unit)
+            services.restart(unit)
         run.record(restarted=units)
     elif units:
         run.record(not_restarted=units, restart_note="systemd is not running here")
@@ -184,11 +184,8 @@ def _restart(run: journal.Journal, names: list[str]) -> None:
 
 
 def _verify(run: journal.Journal) -> None:
-    from monitoring.system_check import probe_services
-    from updater.release.smoke import run_smoke_checks
-
-    if settings.MONITORED_SERVICES and apt.systemd_running():
-        states = probe_services(settings.MONITORED_SERVICES)
+    if settings.MONITORED_SERVICES and services.systemd_running():
+        states = services.probe_services(settings.MONITORED_SERVICES)
         down = {name: state for name, state in states.items() if state != "active"}
         if down:
             raise RuntimeError(f"services not active after the upgrade: {down}")
@@ -242,8 +239,6 @@ def rebuild_venv_if_python_changed() -> list[str]:
     """When the system Python's minor version moved under the release venvs, build them again for the
     new one (venvs are keyed by requirements and Python version) and link them, before the app server
     reloads — the current release, and the previous one so that a rollback still has a working venv."""
-    from updater import layout
-
     try:
         root = layout.find_root()
     except layout.NotADeployment:
@@ -273,13 +268,7 @@ def python_changed(venv_config: Path) -> tuple[str, str, str] | None:
     if not version or not base.exists():
         return None
     old = ".".join(version.split(".")[:2])
-    now = subprocess.run(
-        [str(base), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.strip()
+    now = venvs.python_minor(str(base))
     return (str(base), old, now) if now != old else None
 
 
