@@ -203,3 +203,37 @@ def test_restore_database_on_a_deployment(site, failpoint, action):
     assert tables(site.root) == changed  # put back from the safety backup: as before the restore
     assert not (site.root / "shared" / "maintenance").exists()
     reports.fault_matrix.append(("restore_database", f"{action} at {failpoint}", "database as before"))
+
+
+@pytest.mark.parametrize(
+    ("failpoint", "action"), [("switch:during", "kill"), ("verify:before", "fail"), ("backup:after", "kill")]
+)
+def test_update_without_migrations(site, failpoint, action):
+    site.reset(V2)
+    site.state.setdefault("v8.0.0", site.state[V2])  # v8.0.0 changes code only
+    run = run_with_faults(site.root, "update", "--version", "v8.0.0", failpoints=f"{failpoint}={action}")
+    assert run.returncode == (-9 if action == "kill" else 1), run.stderr
+    recovered = run_with_faults(site.root, "rollback", "--recover")
+    assert recovered.returncode == 0, recovered.stderr
+    serving = check_consistent(site, V2, "v8.0.0")
+    assert not (site.root / "releases" / V2 / ".helpdesk-bad").exists()
+    reports.fault_matrix.append(("update (no migration)", f"{action} at {failpoint}", f"serving {serving}"))
+
+
+@pytest.mark.parametrize(
+    ("failpoint", "action"),
+    [("migrate:during", "kill"), ("migrate:after", "fail"), ("verify:before", "kill")],
+)
+def test_safe_migrate(site, failpoint, action):
+    site.reset(V2)
+    assert run_with_faults(site.root, "migrate", "crm", "0003").returncode == 0  # one migration pending
+    before = tables(site.root)
+    run = run_with_faults(site.root, "safe_migrate", failpoints=f"{failpoint}={action}")
+    assert run.returncode == (-9 if action == "kill" else 1), run.stderr
+    recovered = run_with_faults(site.root, "rollback", "--recover")
+    assert recovered.returncode == 0, recovered.stderr
+    after = tables(site.root)
+    assert after in (before, site.state[V2]), "neither the state before safe_migrate nor the migrated one"
+    assert not (site.root / "shared" / "maintenance").exists()
+    outcome = "migrated" if after == site.state[V2] else "as before"
+    reports.fault_matrix.append(("safe_migrate", f"{action} at {failpoint}", f"database {outcome}"))

@@ -165,6 +165,7 @@ def test_a_failing_postinst_is_reported_with_exit_1_and_the_next_run_repairs_dpk
     assert "the system upgrade failed" in str(failure.value) and "/etc was saved to" in str(failure.value)
     run = json.loads(sorted((state_dir.path / "updates").glob("*-update_system.json"))[-1].read_text())
     assert run["status"] == "failed" and Path(run["facts"]["etc_backup"]).exists()
+    assert "cannot be undone: upgrade; packages are not downgraded: /etc was saved to" in run["cause"]
     assert [s["status"] for s in run["steps"]] == ["done", "failed"]  # backup done, upgrade failed
 
     call_command("update_system", "--dry-run")
