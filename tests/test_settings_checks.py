@@ -10,6 +10,7 @@ from updater import layout
 
 
 def ids(**kwargs) -> list[str]:
+    kwargs.setdefault("include_deployment_checks", True)
     return sorted(
         message.id for message in run_checks(**kwargs) if message.id.startswith(("updater.", "monitoring."))
     )
@@ -97,3 +98,10 @@ def test_manage_py_check_fails_at_once_on_a_bad_window(manage):
     assert result.returncode == 1
     assert "UPDATE_WINDOW_IMPORTANT cannot be read" in result.stderr
     assert "NOTIFY_MODE 'loud' is unknown" in result.stderr
+
+
+def test_an_updater_command_refuses_bad_settings_with_exit_2_before_touching_anything(manage, tmp_path):
+    result = manage("safe_migrate", UPDATE_WINDOW_ROUTINE="Sunday night")
+    assert result.returncode == 2
+    assert "UPDATE_WINDOW_ROUTINE cannot be read" in result.stderr
+    assert not (tmp_path / "db.sqlite3").exists() or (tmp_path / "db.sqlite3").stat().st_size == 0

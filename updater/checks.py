@@ -2,8 +2,9 @@
 checks) fails at once on a configuration that would otherwise fail half-way through an update.
 
 Errors: an unreadable update window or time zone, an unknown NOTIFY_MODE or STATUS_PAGE_KIND, a
-deployment root the updater cannot write, git missing in a deployment. Warnings: a deployment in
-staging or production with no way to reload the app server (an update would switch code nobody loads).
+deployment root the updater cannot write, git missing in a deployment. With --deploy, a warning for a
+staging or production deployment with no way to reload the app server (an update would switch code
+nobody loads).
 """
 
 import os
@@ -66,6 +67,28 @@ def check_notifications(app_configs=None, **kwargs) -> list:
     return problems
 
 
+@register(Tags.compatibility, deploy=True)
+def check_reload_method(app_configs=None, **kwargs) -> list:
+    """With `check --deploy` (a sysadmin's check; cron runs stay quiet): a staging or production
+    deployment must be able to tell its app server that `current` moved."""
+    if settings.ENVIRONMENT not in ("staging", "prod"):
+        return []
+    if settings.UPDATER_RELOAD_COMMAND or settings.UPDATER_RELOAD_PIDFILE:
+        return []
+    try:
+        layout.find_root()
+    except layout.NotADeployment:
+        return []  # no releases to switch
+    return [
+        Warning(
+            "no way to reload the app server: an update would switch `current` and keep serving the old code",
+            hint="set UPDATER_RELOAD_COMMAND (e.g. 'sudo systemctl reload helpdesk') "
+            "or UPDATER_RELOAD_PIDFILE",
+            id="updater.W001",
+        )
+    ]
+
+
 @register(Tags.compatibility)
 def check_deployment(app_configs=None, **kwargs) -> list:
     try:
@@ -73,18 +96,6 @@ def check_deployment(app_configs=None, **kwargs) -> list:
     except layout.NotADeployment:
         return []  # no releases to switch: nothing below applies
     problems = []
-    if settings.ENVIRONMENT in ("staging", "prod") and not (
-        settings.UPDATER_RELOAD_COMMAND or settings.UPDATER_RELOAD_PIDFILE
-    ):
-        problems.append(
-            Warning(
-                "no way to reload the app server: an update would switch `current` "
-                "and keep serving the old code",
-                hint="set UPDATER_RELOAD_COMMAND (e.g. 'sudo systemctl reload helpdesk') "
-                "or UPDATER_RELOAD_PIDFILE",
-                id="updater.W001",
-            )
-        )
     for path in (root.path, root.shared, root.releases):
         if not os.access(path, os.W_OK | os.X_OK):
             problems.append(

@@ -4,7 +4,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, SystemCheckError
 
 from updater import layout
 from updater.errors import UpdateBusy, UpdateFailed, UpdateRefused
@@ -37,14 +37,21 @@ class OwnVersionOption:
         return super().create_parser(prog_name, subcommand, **kwargs)
 
 
-class Verbosity:
-    """--verbosity for the updater's commands: 0 writes nothing but errors (cron mails only failures),
-    1 the outcome, 2 also each step as it starts and ends, with its duration."""
+class UpdaterCommand:
+    """What the updater's commands share. --verbosity: 0 writes nothing but errors (cron mails only
+    failures), 1 the outcome, 2 also each step as it starts and ends, with its duration. A failed
+    system check (updater/checks.py) is a refusal before anything changed: exit 2."""
 
     def execute(self, *args, **options):
         if options.get("verbosity", 1) == 0:
             options["stdout"] = io.StringIO()
         return super().execute(*args, **options)
+
+    def check(self, *args, **kwargs):
+        try:
+            super().check(*args, **kwargs)
+        except SystemCheckError as error:
+            raise SystemCheckError(str(error), returncode=UpdateRefused.exit_code) from error
 
     def steps_shown(self, verbosity: int):
         """A context in which every journaled step is written as it happens (at verbosity 2 and up)."""

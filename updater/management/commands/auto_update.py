@@ -3,14 +3,14 @@ import socket
 from django.core.management.base import BaseCommand, CommandError
 
 from updater import layout
-from updater.command_options import Verbosity, outcome_as_exit_code
+from updater.command_options import UpdaterCommand, outcome_as_exit_code
 from updater.notify import outcome
 from updater.plan import auto, policy
 from updater.release import git_repo
 from updater.release import update as updates
 
 
-class Command(Verbosity, BaseCommand):
+class Command(UpdaterCommand, BaseCommand):
     help = (
         "For cron / systemd timers: apply the newest release that policy allows now. Silent when there is "
         "nothing to do; BREAKING releases are held and failed ones are not retried until cleared."

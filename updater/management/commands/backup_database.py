@@ -5,10 +5,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
 from updater.backup import backups
-from updater.command_options import Verbosity
+from updater.command_options import UpdaterCommand
 
 
-class Command(Verbosity, BaseCommand):
+class Command(UpdaterCommand, BaseCommand):
     help = "Back up the database: streamed, compressed, checksummed, written atomically (mode 0600)."
 
     def add_arguments(self, parser):

@@ -1,10 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from updater.command_options import OwnVersionOption, Verbosity, outcome_as_exit_code
+from updater.command_options import OwnVersionOption, UpdaterCommand, outcome_as_exit_code
 from updater.notify import announcements
 
 
-class Command(Verbosity, OwnVersionOption, BaseCommand):
+class Command(UpdaterCommand, OwnVersionOption, BaseCommand):
     help = "Email every active user about a planned update (Polish and English), over one SMTP connection."
 
     def add_arguments(self, parser):

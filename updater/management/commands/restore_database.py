@@ -4,10 +4,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from updater.backup import backups, engines, restore
-from updater.command_options import Verbosity, outcome_as_exit_code
+from updater.command_options import UpdaterCommand, outcome_as_exit_code
 
 
-class Command(Verbosity, BaseCommand):
+class Command(UpdaterCommand, BaseCommand):
     help = "Restore the database from a backup: verify it, take a safety backup, replace every table."
 
     def add_arguments(self, parser):

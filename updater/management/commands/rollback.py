@@ -3,12 +3,12 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from updater import layout
-from updater.command_options import Verbosity, outcome_as_exit_code
+from updater.command_options import UpdaterCommand, outcome_as_exit_code
 from updater.release import rollback as rollbacks
 from updater.run import recovery
 
 
-class Command(Verbosity, BaseCommand):
+class Command(UpdaterCommand, BaseCommand):
     help = "Go back to the previous (or a named) release; --recover finishes an interrupted run."
 
     def add_arguments(self, parser):

@@ -1,10 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from updater.backup import backups, safe_migrate
-from updater.command_options import Verbosity
+from updater.command_options import UpdaterCommand
 
 
-class Command(Verbosity, BaseCommand):
+class Command(UpdaterCommand, BaseCommand):
     help = "Migrate safely: backup, integrity check, migrate, integrity check; restore the backup on failure."
 
     def add_arguments(self, parser):

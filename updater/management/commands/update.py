@@ -1,11 +1,11 @@
 from django.core.management.base import BaseCommand
 
 from updater import layout
-from updater.command_options import OwnVersionOption, Verbosity, outcome_as_exit_code
+from updater.command_options import OwnVersionOption, UpdaterCommand, outcome_as_exit_code
 from updater.release import update as updates
 
 
-class Command(Verbosity, OwnVersionOption, BaseCommand):
+class Command(UpdaterCommand, OwnVersionOption, BaseCommand):
     help = "Update the helpdesk to a tagged release: backup, migrate, atomic switch, verify; undo on failure."
 
     def add_arguments(self, parser):

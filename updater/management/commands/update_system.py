@@ -1,11 +1,11 @@
 from django.core.management.base import BaseCommand
 
-from updater.command_options import Verbosity, outcome_as_exit_code
+from updater.command_options import UpdaterCommand, outcome_as_exit_code
 from updater.plan import policy
 from updater.system import apt, system_update
 
 
-class Command(Verbosity, BaseCommand):
+class Command(UpdaterCommand, BaseCommand):
     help = (
         "Upgrade operating-system packages with the application's safety net: lock, journal, window, "
         "/etc and database backups, non-interactive apt keeping conffiles, restarts, verification, report."
