@@ -6,7 +6,8 @@ import json
 import pytest
 from django.core.management import call_command
 
-from updater.run import journal, recovery
+from updater.backup import safe_migrate
+from updater.run import journal, maintenance, recovery
 from updater.run.journal import Journal
 from updater.system import system_update
 
@@ -51,10 +52,20 @@ def test_a_run_of_an_unknown_command_is_closed_as_failed_with_its_steps_interrup
 
 
 @pytest.mark.django_db
-def test_recover_says_what_it_did_and_exits_0(state_dir, capsys):
-    interrupted(state_dir, system_update.COMMAND, [], "backup", package_names=["x"])
+def test_recover_undoes_an_interrupted_safe_migrate_and_says_so(state_dir, capsys):
+    maintenance.enable("safe_migrate")  # the killed run had blocked writes
+    interrupted(
+        state_dir, safe_migrate.COMMAND, ["integrity check"], "maintenance", pending_migrations=["a.1"]
+    )
     call_command("rollback", "--recover")
-    out = capsys.readouterr().out
-    assert "(update_system): rolled back." in out  # only the backup had started: nothing to undo live
+    assert "(safe_migrate): rolled back." in capsys.readouterr().out
+    assert not maintenance.is_on()
     call_command("rollback", "--recover")
     assert "Nothing to recover: every run finished." in capsys.readouterr().out
+
+
+def test_an_interrupted_run_that_had_changed_nothing_live_is_closed_as_failed(state_dir):
+    run = interrupted(state_dir, system_update.COMMAND, [], "backup", package_names=["x"])
+    [recovered] = recovery.recover()
+    assert recovered.outcome == journal.FAILED
+    assert json.loads(run.path.read_text())["status"] == journal.FAILED

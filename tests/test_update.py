@@ -517,6 +517,9 @@ def test_dry_run_prepares_the_release_and_changes_nothing_live(deployed):
     assert (deployed / "current").resolve().name == "v1.0.0"
     assert schema_and_rows(deployed) == before
     assert not list((deployed / "shared" / "backups").glob("*.gz"))
+    journal = last_journal(deployed)
+    assert (journal["status"], journal["cause"]) == ("succeeded", "dry run: prepared, nothing switched")
+    assert not list((deployed / "shared" / "updates").glob("*.report.md"))  # nobody is told of a dry run
 
 
 def _add_failing_deploy_check(repo: Path) -> None:

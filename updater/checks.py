@@ -48,22 +48,13 @@ def check_update_policy(app_configs=None, **kwargs) -> list:
 @register(Tags.compatibility)
 def check_notifications(app_configs=None, **kwargs) -> list:
     problems = []
-    if settings.NOTIFY_MODE not in channels.MODES:
-        problems.append(
-            Error(
-                f"NOTIFY_MODE {settings.NOTIFY_MODE!r} is unknown",
-                hint=f"one of {', '.join(channels.MODES)}",
-                id="updater.E003",
-            )
-        )
-    if settings.STATUS_PAGE_KIND not in channels.STATUS_PAGE_KINDS:
-        problems.append(
-            Error(
-                f"STATUS_PAGE_KIND {settings.STATUS_PAGE_KIND!r} is unknown",
-                hint=f"one of {', '.join(channels.STATUS_PAGE_KINDS)}",
-                id="updater.E004",
-            )
-        )
+    for name, known, code in (
+        ("NOTIFY_MODE", channels.MODES, "updater.E003"),
+        ("STATUS_PAGE_KIND", channels.STATUS_PAGE_KINDS, "updater.E004"),
+    ):
+        value = getattr(settings, name)
+        if value not in known:
+            problems.append(Error(f"{name} {value!r} is unknown", hint=f"one of {', '.join(known)}", id=code))
     return problems
 
 

@@ -12,6 +12,7 @@ or var/ beside the code (git-ignored), so that running a command never leaves a 
 Switching `current` is one atomic rename of a new symlink over the old one.
 """
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,12 +194,18 @@ def _deployment_root() -> DeploymentRoot | None:
     if configured:
         root = DeploymentRoot(Path(configured))
         return root if root.is_initialized() else None
-    code = Path(settings.BASE_DIR).resolve()
+    code = _resolved(str(settings.BASE_DIR))
     if code.parent.name == "releases":
         root = DeploymentRoot(code.parent.parent)
         if root.is_initialized():
             return root
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def _resolved(path: str) -> Path:
+    """The code's real path, resolved once: the maintenance middleware asks on every request."""
+    return Path(path).resolve()
 
 
 def state() -> StateDir:

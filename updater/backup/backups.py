@@ -319,7 +319,7 @@ def restore_backup(
     try:
         with locks.hold(lock_path(engine), command=f"restore of {engine.vendor} database {engine.database}"):
             if safety is not None:
-                safety_result = BackupResult(safety, verify_backup(safety))
+                safety_result = BackupResult(safety, Manifest.read(safety))  # verified when it was taken
             else:
                 safety_result = _create_locked(
                     engine,

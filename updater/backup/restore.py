@@ -14,9 +14,12 @@ from updater.run.steps import Procedure, Step
 COMMAND = "restore_database"
 
 
-def restore(path: Path, *, force: bool = False) -> backups.RestoreResult:
+def restore(path: Path, *, force: bool = False, verified: bool = False) -> backups.RestoreResult:
+    """verified: the caller has just verified the backup (restore_backup checks it again, under the
+    lock, right before loading it)."""
     path = Path(path).resolve()  # `latest` may be repointed while we work; hold on to its target
-    backups.verify_backup(path)  # a bad backup is refused before anything is journaled or changed
+    if not verified:
+        backups.verify_backup(path)  # a bad backup is refused before anything is journaled or changed
     state = layout.state()
     with locks.exclusive(state.lock_file, f"restore_database {path.name}"):
         journal.refuse_if_unfinished(state.updates)

@@ -75,8 +75,10 @@ def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateRe
         with_backup=not options.skip_backup,
     )
     procedure = steps(root, run)
-    if options.dry_run:
+    succeeded = None
+    if options.dry_run:  # prepare only; nothing live changed, so nobody is told
         procedure = Procedure(COMMAND, procedure.steps[:1], procedure.after_undo)
+        succeeded = _dry_run_done
     else:
         outcome.begin(run)
 
@@ -85,8 +87,12 @@ def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateRe
             return f"preparing {tag} failed; the live site was not touched: {undone.cause}"
         return f"the update to {tag} failed and was rolled back to {old_version}: {undone.cause}"
 
-    executor.execute(run, procedure, failure)
+    executor.execute(run, procedure, failure, succeeded)
     return UpdateResult(run, UpdatePlan(old_version, tag, run.fact("pending_migrations", [])))
+
+
+def _dry_run_done(run: Journal) -> None:
+    run.finish(journal.SUCCEEDED, "dry run: prepared, nothing switched")
 
 
 def _preflight(root: DeploymentRoot, tag: str, old_version: str | None, options: Options) -> planning.Plan:

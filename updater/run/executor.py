@@ -19,9 +19,15 @@ class Undone:
     impossible: tuple[str, ...]  # started steps that cannot be undone (an apt upgrade)
 
 
-def execute(run: Journal, procedure: Procedure, failure: Callable[[Undone], str]) -> None:
+def execute(
+    run: Journal,
+    procedure: Procedure,
+    failure: Callable[[Undone], str],
+    succeeded: Callable[[Journal], None] | None = None,
+) -> None:
     """Do every step; on any failure (Ctrl-C too) undo what was started and raise UpdateFailed with
-    failure(undone) as its message. A failure after the point of no return only adds a warning."""
+    failure(undone) as its message. A failure after the point of no return only adds a warning.
+    Success concludes the run (report, notifications) unless `succeeded` ends it otherwise."""
     try:
         steps.run_steps(run, procedure.steps)
     except BaseException as error:
@@ -31,7 +37,10 @@ def execute(run: Journal, procedure: Procedure, failure: Callable[[Undone], str]
         else:
             undone = undo_run(run, procedure, cause)
             raise UpdateFailed(failure(undone)) from error
-    outcome.conclude(run, journal.SUCCEEDED, changed=True)
+    if succeeded is not None:
+        succeeded(run)
+    else:
+        outcome.conclude(run, journal.SUCCEEDED, changed=True)
 
 
 def undo_run(run: Journal, procedure: Procedure, cause: str) -> Undone:

@@ -22,7 +22,7 @@ from updater.system import system_update
 class Recovered:
     run_id: str
     command: str
-    outcome: str  # "completed", "rolled back" or "failed" (with a step that cannot be undone)
+    outcome: str  # "completed", "rolled back", or "failed" (nothing live had changed, or cannot be undone)
     version: str | None
     detail: str = ""
 
@@ -58,9 +58,10 @@ def _recover_one(run: Journal) -> Recovered:
     if steps.past_point_of_no_return(run, procedure.steps):
         executor.complete_run(run, procedure)
         return Recovered(run.data["id"], procedure.command, "completed", run.data.get("to_version"))
-    undone = executor.undo_run(
-        run, procedure, run.data.get("cause") or "interrupted; undone by rollback --recover"
+    cause = run.data.get("cause") or "interrupted; undone by rollback --recover"
+    executor.undo_run(run, procedure, cause)
+    failed = run.status == journal.FAILED
+    version = None if failed else run.data.get("from_version")
+    return Recovered(
+        run.data["id"], procedure.command, run.status, version, run.data["cause"] if failed else ""
     )
-    if undone.impossible:
-        return Recovered(run.data["id"], procedure.command, "failed", None, run.data["cause"])
-    return Recovered(run.data["id"], procedure.command, "rolled back", run.data.get("from_version"))

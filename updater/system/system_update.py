@@ -160,7 +160,7 @@ def steps(run: journal.Journal) -> Procedure:
     return Procedure(
         COMMAND,
         (
-            Step("backup", backup, lambda run: None),
+            Step("backup", backup, lambda run: None, touches_live=False),
             Step("upgrade", upgrade, None),
             Step("restart", restart, None),
             Step("verify", _verify, lambda run: None, completes=True),

@@ -38,7 +38,7 @@ class Command(UpdaterCommand, BaseCommand):
                 raise CommandError("Restore cancelled; nothing was changed.")
         try:
             with outcome_as_exit_code("Restore"), self.steps_shown(options["verbosity"]):
-                result = restore.restore(path, force=options["force"])
+                result = restore.restore(path, force=options["force"], verified=True)
         except backups.BackupBusy as error:
             raise CommandError(str(error), returncode=3) from error
         except backups.BackupError as error:
