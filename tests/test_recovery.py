@@ -69,3 +69,25 @@ def test_an_interrupted_run_that_had_changed_nothing_live_is_closed_as_failed(st
     [recovered] = recovery.recover()
     assert recovered.outcome == journal.FAILED
     assert json.loads(run.path.read_text())["status"] == journal.FAILED
+
+
+def test_a_run_that_failed_past_its_point_of_no_return_is_left_incomplete_and_completed(state_dir):
+    """safe_migrate verified its migration, then could not switch maintenance off: never undone (the
+    database is good), never "succeeded" with maintenance on; recovery finishes it."""
+    maintenance.enable("safe_migrate")
+    run = interrupted(
+        state_dir,
+        safe_migrate.COMMAND,
+        ["integrity check", "maintenance", "backup", "migrate", "verify"],
+        "maintenance off",
+        pending_migrations=["a.1"],
+    )
+    run.step_finished("maintenance off", "failed", "OSError: read-only file system")
+    run.finish(journal.INCOMPLETE, "OSError: read-only file system")
+    assert journal.unfinished(state_dir.updates)  # new runs wait for it
+    [recovered] = recovery.recover()
+    assert recovered.outcome == "completed"
+    assert not maintenance.is_on()
+    data = json.loads(run.path.read_text())
+    assert data["status"] == journal.SUCCEEDED
+    assert [s["status"] for s in data["steps"]][-2:] == ["done", "done"]  # maintenance off, finish

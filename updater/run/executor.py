@@ -26,17 +26,21 @@ def execute(
     succeeded: Callable[[Journal], None] | None = None,
 ) -> None:
     """Do every step; on any failure (Ctrl-C too) undo what was started and raise UpdateFailed with
-    failure(undone) as its message. A failure after the point of no return only adds a warning.
+    failure(undone) as its message. A failure past the point of no return is never undone: the run
+    is left "incomplete" for `rollback --recover` to complete (maintenance off is among its last steps).
     Success concludes the run (report, notifications) unless `succeeded` ends it otherwise."""
     try:
         steps.run_steps(run, procedure.steps)
     except BaseException as error:
         cause = describe(error)
         if steps.past_point_of_no_return(run, procedure.steps):
-            run.record(warning=f"after the point of no return: {cause}")
-        else:
-            undone = undo_run(run, procedure, cause)
-            raise UpdateFailed(failure(undone)) from error
+            run.finish(journal.INCOMPLETE, cause)
+            raise UpdateFailed(
+                f"{run.data['command']} verified its result, then failed to finish ({cause}); "
+                "run `manage.py rollback --recover` to complete it"
+            ) from error
+        undone = undo_run(run, procedure, cause)
+        raise UpdateFailed(failure(undone)) from error
     if succeeded is not None:
         succeeded(run)
     else:

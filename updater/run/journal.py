@@ -25,6 +25,7 @@ from updater.run.files import write_atomically
 JOURNAL_NAME = re.compile(r"^[0-9]{8}T[0-9]{12}Z-[a-z_]+\.json$")  # <UTC stamp>-<command>.json
 RUNNING, SUCCEEDED, FAILED, ROLLED_BACK = "running", "succeeded", "failed", "rolled back"
 UNDO_FAILED = "undo failed"  # not finished: `rollback --recover` goes on undoing it
+INCOMPLETE = "incomplete"  # past its point of no return, a later step failed: recovery completes it
 FINISHED = (SUCCEEDED, FAILED, ROLLED_BACK)
 INTERRUPTED = "interrupted"  # a step that was running when its process died
 
