@@ -150,10 +150,18 @@ def test_update_with_a_migration(site, failpoint, action):
 ROLLBACK_FAULTS = [
     ("migrate", "migrate back:after", "fail"),  # the case: reversed migrations, then a failure
     ("migrate", "switch:during", "fail"),  # the reload fails after the switch
+    ("migrate", "maintenance:before", "kill"),
+    ("migrate", "migrate back:during", "kill"),
     ("migrate", "switch:before", "kill"),
     ("migrate", "verify:before", "kill"),
+    ("migrate", "maintenance off:before", "kill"),  # past verification: completed to v1.0.0
+    ("restore", "safety backup:after", "kill"),
     ("restore", "restore:during", "kill"),
+    ("restore", "restore:after", "kill"),
     ("restore", "switch:after", "fail"),
+    ("restore", "maintenance off:before", "kill"),
+    ("keep", "switch:during", "kill"),
+    ("keep", "verify:before", "kill"),
     ("keep", "switch:after", "fail"),
 ]
 
@@ -191,19 +199,29 @@ def test_rollback_recover_killed_while_undoing_an_update(site):
     reports.fault_matrix.append(("rollback --recover", "kill at undo migrate:before", f"serving {serving}"))
 
 
-@pytest.mark.parametrize(("failpoint", "action"), [("restore:during", "kill"), ("restore:after", "fail")])
-def test_restore_database_on_a_deployment(site, failpoint, action):
+@pytest.mark.parametrize(
+    ("failpoint", "action", "expected"),
+    [
+        ("safety backup:after", "kill", "as before"),
+        ("restore:during", "kill", "as before"),
+        ("restore:after", "fail", "as before"),
+        ("maintenance off:before", "kill", "restored"),  # past verification: completed
+    ],
+)
+def test_restore_database_on_a_deployment(site, failpoint, action, expected):
     site.reset(V1)
     command = ["restore_database", str(site.baseline[V1]), "--no-input"]
     run_with_faults(site.root, "seed_demo", "--tickets", "5", "--orgs", "1")  # changes the restore undoes
     changed = tables(site.root)
+    assert changed != site.state[V1]  # the rows a completed restore would throw away
     run = run_with_faults(site.root, *command, failpoints=f"{failpoint}={action}")
     assert run.returncode == (-9 if action == "kill" else 1), run.stderr
     recovered = run_with_faults(site.root, "rollback", "--recover")
     assert recovered.returncode == 0, recovered.stderr
-    assert tables(site.root) == changed  # put back from the safety backup: as before the restore
+    # undone: put back from the safety backup, as before the restore; completed: the backup's state
+    assert tables(site.root) == (changed if expected == "as before" else site.state[V1])
     assert not (site.root / "shared" / "maintenance").exists()
-    reports.fault_matrix.append(("restore_database", f"{action} at {failpoint}", "database as before"))
+    reports.fault_matrix.append(("restore_database", f"{action} at {failpoint}", f"database {expected}"))
 
 
 @pytest.mark.parametrize(
