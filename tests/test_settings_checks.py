@@ -2,10 +2,14 @@
 or page nobody: update windows, notification modes, status page kinds, thresholds, the deployment."""
 
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 from django.core.checks import run_checks
 
+from tests.conftest import REPO_ROOT
 from updater import layout
 
 
@@ -83,14 +87,39 @@ def test_a_deployment_without_git_is_an_error(settings, tmp_path, monkeypatch):
     assert ids() == ["updater.E006"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere; only another user can be refused")
-def test_a_deployment_root_this_user_cannot_write_is_an_error(settings, tmp_path):
+def test_a_deployment_root_this_user_cannot_write_is_an_error(tmp_path, settings):
+    """shared/ mounted read-only, in a mount namespace of the check's own (root may write anywhere
+    else): `manage.py check` names the folder."""
+    if not shutil.which("unshare"):
+        pytest.skip("unshare (util-linux) is needed for a private read-only mount")
     root = _deployment(tmp_path, settings)
-    root.shared.chmod(0o555)
-    try:
-        assert "updater.E005" in ids()
-    finally:
-        root.shared.chmod(0o755)
+    (tmp_path / "empty.env").write_text("")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+    env.update(
+        ENV_FILE=str(tmp_path / "empty.env"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        UPDATER_ROOT=str(root.path),
+    )
+    remount_read_only = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"'
+    command = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        remount_read_only,
+        str(root.shared),
+        sys.executable,
+        "manage.py",
+        "check",
+    ]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    if "updater.E005" not in result.stderr and ("mount" in result.stderr or "unshare" in result.stderr):
+        pytest.skip(f"no private read-only mount here: {result.stderr.strip()[:200]}")
+    assert result.returncode == 1
+    assert f"(updater.E005) {root.shared} is not writable by this user" in result.stderr
+    assert os.access(root.shared, os.W_OK)  # outside that namespace nothing changed
 
 
 def test_manage_py_check_fails_at_once_on_a_bad_window(manage):
