@@ -1,34 +1,94 @@
 """The fault matrix: every command that changes a live site, killed (SIGKILL of its whole process
-group, as a power loss) at step boundaries and in the middle of its longest step, or failing inside
-each step, then `rollback --recover`. Afterwards the site serves exactly one release, `migrate --check`
-passes in it, every table equals the state before the run or the completed target, maintenance is off,
-no journal step is left running and no good release is marked bad.
+group, as a power loss) before each of its steps, after its last one and in the middle of its long
+steps, or failing inside each step (its work done, not yet journaled as done); then `rollback
+--recover`. Afterwards the site serves exactly one release, `migrate --check` passes in it, every table
+equals the state before the run or the completed target (which one follows from the fault: a run
+is completed once it is verified, undone before), maintenance is off, no journal step is left
+running and no good release is marked bad.
+
+The rows are built from each command's steps as listed in COMMANDS; the row that kills a command
+after its last step checks that list against the steps the command journals, so a step added to a
+command without its rows fails here.
 
 Faults are injected through the updater's failpoints (UPDATER_FAILPOINTS, updater/run/faults.py) in
 real processes: real git, venvs, database, and the real commands. One deployment per module; between
-rows the links and the database are put back from a baseline backup.
+rows the links are put back, and the database from a baseline backup when a row changed it.
 """
 
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support import reports
 from tests.test_update import (  # noqa: F401  (module-scoped fixtures shared with the update tests)
+    SCHEMA_AND_ROWS,
     _deploy,
     first_venv,
     run_manage,
-    schema_and_rows,
     tagged_repo,
     wheelhouse,
 )
 
 pytestmark = pytest.mark.slow
 
-V1, V2 = "v1.0.0", "v2.0.0"
+V1, V2, V8 = "v1.0.0", "v2.0.0", "v8.0.0"  # v2.0.0 adds a migration; v8.0.0 is v2.0.0 plus code only
+V2_UNMIGRATED = "v2.0.0 with its migration pending"
+
+
+@dataclass(frozen=True)
+class Command:
+    steps: tuple[str, ...]  # in the order the command runs them, skipped ones left out
+    during: tuple[str, ...] = ()  # steps with a failpoint in their middle
+
+    def faults(self) -> list[tuple[str, str]]:
+        kills = [f"{step}:before" for step in self.steps] + [f"{self.steps[-1]}:after"]
+        kills += [f"{step}:during" for step in self.during]
+        return [(point, "kill") for point in kills] + [(f"{step}:end", "fail") for step in self.steps]
+
+    def completes(self, failpoint: str) -> bool:
+        """Whether a run stopped at failpoint is past its point of no return (verified)."""
+        step, _, where = failpoint.rpartition(":")
+        position = self.steps.index(step)
+        verified = self.steps.index("verify")
+        return position > verified or (position == verified and where == "after")
+
+
+COMMANDS = {
+    "update (migration)": Command(
+        ("prepare", "maintenance", "backup", "migrate", "switch", "verify", "maintenance off", "finish"),
+        during=("migrate", "switch"),
+    ),
+    "update (no migration)": Command(
+        ("prepare", "backup", "switch", "verify", "maintenance off", "finish"), during=("switch",)
+    ),
+    "rollback --db migrate": Command(
+        ("maintenance", "migrate back", "switch", "verify", "maintenance off", "finish"),
+        during=("migrate back", "switch"),
+    ),
+    "rollback --db restore": Command(
+        ("maintenance", "safety backup", "restore", "switch", "verify", "maintenance off", "finish"),
+        during=("restore", "switch"),
+    ),
+    "rollback --db keep": Command(("switch", "verify", "maintenance off", "finish"), during=("switch",)),
+    "safe_migrate": Command(
+        ("integrity check", "maintenance", "backup", "migrate", "verify", "maintenance off", "finish"),
+        during=("migrate",),
+    ),
+    "restore_database": Command(
+        ("maintenance", "safety backup", "restore", "verify", "maintenance off", "finish"),
+        during=("restore",),
+    ),
+}
+
+
+def rows(label: str) -> list:
+    return [
+        pytest.param(point, action, id=f"{action} at {point}") for point, action in COMMANDS[label].faults()
+    ]
 
 
 def run_with_faults(root: Path, *args: str, failpoints: str = "") -> subprocess.CompletedProcess:
@@ -52,21 +112,43 @@ def run_with_faults(root: Path, *args: str, failpoints: str = "") -> subprocess.
     )
 
 
-def tables(root: Path) -> dict:
-    """Checksums of every table but django_migrations (its `applied` times differ from run to run;
-    `migrate --check` and the schema stand for it)."""
-    state = schema_and_rows(root)
-    state.pop("django_migrations", None)
-    return state
+# One process for what would take two: the tables and whether every migration of the release is applied.
+OBSERVE = (
+    SCHEMA_AND_ROWS
+    + "from io import StringIO\nfrom django.core.management import call_command\n"
+    + "try:\n"
+    + "    call_command('migrate', check_unapplied=True, verbosity=0, stdout=StringIO())\n"
+    + "    print('applied')\n"
+    + "except SystemExit:\n"
+    + "    print('pending')\n"
+)
 
 
 class Site:
-    """A deployment with baselines at v1.0.0 and v2.0.0 to put back between rows."""
+    """A deployment with baseline databases to put back between rows."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.baseline: dict[str, Path] = {}
         self.state: dict[str, dict] = {}
+        self.applied_in: dict[str, bool] = {}  # whether every migration of the release is applied
+        self.tables: dict | None = None  # as last observed, unless a command ran since
+        self.applied = False
+
+    def observe(self) -> dict:
+        """Checksums of every table but django_migrations (its `applied` times differ from run to run;
+        the schema and `migrate --check` stand for it)."""
+        done = run_with_faults(self.root, "shell", "--no-imports", "-c", OBSERVE)
+        assert done.returncode == 0, done.stderr
+        tables_line, applied_line = done.stdout.strip().splitlines()[-2:]
+        self.tables = json.loads(tables_line)
+        self.tables.pop("django_migrations", None)
+        self.applied = applied_line == "applied"
+        return self.tables
+
+    def run(self, *args: str, failpoints: str = "") -> subprocess.CompletedProcess:
+        self.tables = None
+        return run_with_faults(self.root, *args, failpoints=failpoints)
 
     def snapshot(self, version: str) -> None:
         folder = self.root / "shared" / f"baseline-{version}"
@@ -74,12 +156,14 @@ class Site:
         done = run_manage(self.root / "current", "backup_database", "--output", str(folder), check=True)
         assert done.returncode == 0
         self.baseline[version] = sorted(p for p in folder.iterdir() if p.name.endswith(".gz"))[-1]
-        self.state[version] = tables(self.root)
+        self.state[version] = self.observe()
+        self.applied_in[version] = self.applied
 
     def reset(self, version: str) -> None:
-        """Serve `version` with its baseline database; no flag, no bad marks, no unfinished journal."""
-        other = V1 if version == V2 else V2
-        for link, release in (("current", version), ("previous", other)):
+        """Serve `version` with its baseline database; no flag, no bad marks, no unfinished journal.
+        The database is restored only when the last row left it elsewhere."""
+        served = V2 if version == V2_UNMIGRATED else version
+        for link, release in (("current", served), ("previous", V1 if served != V1 else V2)):
             target = self.root / "releases" / release
             if target.exists():
                 temporary = self.root / f".{link}.reset"
@@ -89,8 +173,11 @@ class Site:
         for marker in self.root.glob("releases/*/.helpdesk-bad"):
             marker.unlink()
         (self.root / "shared" / "maintenance").unlink(missing_ok=True)
-        restored = run_with_faults(self.root, "restore_database", str(self.baseline[version]), "--no-input")
+        if self.tables == self.state[version] and self.applied == self.applied_in[version]:
+            return
+        restored = self.run("restore_database", str(self.baseline[version]), "--no-input")
         assert restored.returncode == 0, restored.stderr
+        self.tables, self.applied = self.state[version], self.applied_in[version]
 
 
 @pytest.fixture(scope="module")
@@ -98,161 +185,154 @@ def site(tagged_repo, wheelhouse, first_venv, tmp_path_factory, django_db_blocke
     root = _deploy(tagged_repo, wheelhouse, first_venv, tmp_path_factory.mktemp("matrix"), django_db_blocker)
     site = Site(root)
     site.snapshot(V1)
-    assert run_with_faults(root, "update", "--version", V2).returncode == 0
+    assert site.run("update", "--version", V2).returncode == 0
     site.snapshot(V2)
+    site.state[V8], site.applied_in[V8] = site.state[V2], True  # v8.0.0 changes code only
+    assert site.run("migrate", "crm", "0003").returncode == 0  # safe_migrate's starting point
+    site.snapshot(V2_UNMIGRATED)
     return site
 
 
-def check_consistent(site: Site, before: str, after: str) -> str:
-    """The invariants after recovery; returns what the site serves."""
+def newest_journal(root: Path) -> dict:
+    return json.loads(max((root / "shared" / "updates").glob("*.json")).read_text())
+
+
+def inject(
+    site: Site, label: str, args: list[str], failpoint: str, action: str
+) -> subprocess.CompletedProcess:
+    """Run the command with the fault, check how it ended and what it journaled, then recover."""
+    run = site.run(*args, failpoints=f"{failpoint}={action}")
+    assert run.returncode == (-9 if action == "kill" else 1), run.stdout + run.stderr
+    if action == "fail":
+        assert f"failure injected at {failpoint}" in run.stderr, run.stderr
+    journaled = [step["name"] for step in newest_journal(site.root)["steps"]]
+    steps = COMMANDS[label].steps
+    assert set(journaled) <= set(steps), f"{label} journals steps the matrix does not know: {journaled}"
+    if failpoint == f"{steps[-1]}:after":
+        assert journaled == list(steps), f"{label} runs {journaled}, the matrix lists {steps}"
+    if action == "kill" or "rollback --recover" in run.stderr:
+        recovered = site.run("rollback", "--recover")
+        assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    return run
+
+
+def check_consistent(site: Site, expected: str) -> None:
+    """The invariants after the run and its recovery, serving `expected` with its tables."""
     root = site.root
-    serving = (root / "current").resolve().name
-    assert serving in (before, after), serving
-    assert run_with_faults(root, "migrate", "--check").returncode == 0, f"schema does not match {serving}"
-    assert tables(root) == site.state[serving], f"tables differ from the state of {serving}"
-    assert not (root / "shared" / "maintenance").exists(), "maintenance left on"
-    for path in (root / "shared" / "updates").glob("*.json"):
+    assert (root / "current").resolve().name == expected
+    assert site.observe() == site.state[expected], f"tables differ from the state of {expected}"
+    assert site.applied, f"the schema does not match {expected}: migrate --check fails"
+    check_finished(site)
+
+
+def check_finished(site: Site) -> None:
+    assert not (site.root / "shared" / "maintenance").exists(), "maintenance left on"
+    for path in (site.root / "shared" / "updates").glob("*.json"):
         run = json.loads(path.read_text())
         if "steps" in run:
             assert run["status"] != "running", path.name
             assert all(step["status"] != "running" for step in run["steps"]), path.name
-    return serving
 
 
-UPDATE_KILLS = [
-    "maintenance:before",
-    "backup:before",
-    "migrate:during",
-    "migrate:after",
-    "switch:during",
-    "verify:before",
-    "maintenance off:before",
-]
-# the last one is past the point of no return: left "incomplete", completed by recovery
-UPDATE_FAILS = ["backup:after", "migrate:after", "switch:after", "verify:before", "maintenance off:before"]
+def record(label: str, failpoint: str, action: str, outcome: str) -> None:
+    reports.fault_matrix.append((label, f"{action} at {failpoint}", outcome))
 
 
-@pytest.mark.parametrize(
-    ("failpoint", "action"),
-    [(point, "kill") for point in UPDATE_KILLS] + [(point, "fail") for point in UPDATE_FAILS],
-)
+@pytest.mark.parametrize(("failpoint", "action"), rows("update (migration)"))
 def test_update_with_a_migration(site, failpoint, action):
+    label = "update (migration)"
     site.reset(V1)
-    run = run_with_faults(site.root, "update", "--version", V2, failpoints=f"{failpoint}={action}")
-    assert run.returncode == (-9 if action == "kill" else 1), run.stderr
-    recovered = run_with_faults(site.root, "rollback", "--recover")
-    assert recovered.returncode == 0, recovered.stderr
-    serving = check_consistent(site, V1, V2)
+    inject(site, label, ["update", "--version", V2], failpoint, action)
+    check_consistent(site, V2 if COMMANDS[label].completes(failpoint) else V1)
     assert not (site.root / "releases" / V1 / ".helpdesk-bad").exists()
-    reports.fault_matrix.append(("update (migration)", f"{action} at {failpoint}", f"serving {serving}"))
+    record(label, failpoint, action, f"serving {(site.root / 'current').resolve().name}")
 
 
-ROLLBACK_FAULTS = [
-    ("migrate", "migrate back:after", "fail"),  # the issue's case: reversed migrations, then a failure
-    ("migrate", "switch:during", "fail"),  # the reload fails after the switch
-    ("migrate", "maintenance:before", "kill"),
-    ("migrate", "migrate back:during", "kill"),
-    ("migrate", "switch:before", "kill"),
-    ("migrate", "verify:before", "kill"),
-    ("migrate", "maintenance off:before", "kill"),  # past verification: completed to v1.0.0
-    ("restore", "safety backup:after", "kill"),
-    ("restore", "restore:during", "kill"),
-    ("restore", "restore:after", "kill"),
-    ("restore", "switch:after", "fail"),
-    ("restore", "maintenance off:before", "kill"),
-    ("keep", "switch:during", "kill"),
-    ("keep", "verify:before", "kill"),
-    ("keep", "switch:after", "fail"),
-]
-
-
-@pytest.mark.parametrize(("db", "failpoint", "action"), ROLLBACK_FAULTS)
-def test_rollback(site, db, failpoint, action):
+@pytest.mark.parametrize(("failpoint", "action"), rows("update (no migration)"))
+def test_update_without_migrations(site, failpoint, action):
+    label = "update (no migration)"
     site.reset(V2)
-    command = ["rollback", "--to", V1, "--db", db, "--no-input"]
-    run = run_with_faults(site.root, *command, failpoints=f"{failpoint}={action}")
-    assert run.returncode == (-9 if action == "kill" else 1), run.stderr
-    if action == "fail":  # undone at once: exactly as before the rollback
-        assert (site.root / "current").resolve().name == V2
-        assert "failed and was undone" in run.stderr
-    recovered = run_with_faults(site.root, "rollback", "--recover")
-    assert recovered.returncode == 0, recovered.stderr
-    if db == "keep":
-        serving = (site.root / "current").resolve().name
-        assert serving == V2 and not (site.root / "shared" / "maintenance").exists()
-    else:
-        serving = check_consistent(site, V2, V1)
-    assert not list(site.root.glob("releases/*/.helpdesk-bad")), "a good release was marked bad"
-    reports.fault_matrix.append((f"rollback --db {db}", f"{action} at {failpoint}", f"serving {serving}"))
-
-
-def test_rollback_recover_killed_while_undoing_an_update(site):
-    site.reset(V1)
-    killed = run_with_faults(site.root, "update", "--version", V2, failpoints="verify:before=kill")
-    assert killed.returncode == -9
-    again = run_with_faults(site.root, "rollback", "--recover", failpoints="undo migrate:before=kill")
-    assert again.returncode == -9
-    recovered = run_with_faults(site.root, "rollback", "--recover")
-    assert recovered.returncode == 0, recovered.stderr
-    serving = check_consistent(site, V1, V2)
-    assert serving == V1
-    reports.fault_matrix.append(("rollback --recover", "kill at undo migrate:before", f"serving {serving}"))
+    inject(site, label, ["update", "--version", V8], failpoint, action)
+    check_consistent(site, V8 if COMMANDS[label].completes(failpoint) else V2)
+    assert not (site.root / "releases" / V2 / ".helpdesk-bad").exists()
+    record(label, failpoint, action, f"serving {(site.root / 'current').resolve().name}")
 
 
 @pytest.mark.parametrize(
-    ("failpoint", "action", "expected"),
+    ("db", "failpoint", "action"),
     [
-        ("safety backup:after", "kill", "as before"),
-        ("restore:during", "kill", "as before"),
-        ("restore:after", "fail", "as before"),
-        ("maintenance off:before", "kill", "restored"),  # past verification: completed
+        pytest.param(db, *row.values, id=f"{db}: {row.id}")
+        for db in ("migrate", "restore", "keep")
+        for row in rows(f"rollback --db {db}")
     ],
 )
-def test_restore_database_on_a_deployment(site, failpoint, action, expected):
+def test_rollback(site, db, failpoint, action):
+    label = f"rollback --db {db}"
+    site.reset(V2)
+    run = inject(site, label, ["rollback", "--to", V1, "--db", db, "--no-input"], failpoint, action)
+    completed = COMMANDS[label].completes(failpoint)
+    if action == "fail" and not completed:  # undone at once: exactly as before the rollback
+        assert "failed and was undone" in run.stderr, run.stderr
+    serving = V1 if completed else V2
+    if db == "keep":  # the code changes, the database never does
+        assert (site.root / "current").resolve().name == serving
+        assert site.observe() == site.state[V2]
+        check_finished(site)
+    else:
+        check_consistent(site, serving)
+    assert not list(site.root.glob("releases/*/.helpdesk-bad")), "a good release was marked bad"
+    record(label, failpoint, action, f"serving {serving}")
+
+
+@pytest.mark.parametrize("step", ["switch", "migrate", "backup", "maintenance", "prepare"])
+def test_rollback_recover_killed_while_undoing_an_update(site, step):
     site.reset(V1)
-    command = ["restore_database", str(site.baseline[V1]), "--no-input"]
-    run_with_faults(site.root, "seed_demo", "--tickets", "5", "--orgs", "1")  # changes the restore undoes
-    changed = tables(site.root)
-    assert changed != site.state[V1]  # the rows a completed restore would throw away
-    run = run_with_faults(site.root, *command, failpoints=f"{failpoint}={action}")
-    assert run.returncode == (-9 if action == "kill" else 1), run.stderr
-    recovered = run_with_faults(site.root, "rollback", "--recover")
+    killed = site.run("update", "--version", V2, failpoints="verify:before=kill")
+    assert killed.returncode == -9
+    again = site.run("rollback", "--recover", failpoints=f"undo {step}:before=kill")
+    assert again.returncode == -9, again.stdout + again.stderr
+    recovered = site.run("rollback", "--recover")
     assert recovered.returncode == 0, recovered.stderr
-    # undone: put back from the safety backup, as before the restore; completed: the backup's state
-    assert tables(site.root) == (changed if expected == "as before" else site.state[V1])
-    assert not (site.root / "shared" / "maintenance").exists()
-    reports.fault_matrix.append(("restore_database", f"{action} at {failpoint}", f"database {expected}"))
+    check_consistent(site, V1)
+    assert not (site.root / "releases" / V1 / ".helpdesk-bad").exists()
+    record("rollback --recover", f"undo {step}:before", "kill", "serving v1.0.0")
 
 
-@pytest.mark.parametrize(
-    ("failpoint", "action"), [("switch:during", "kill"), ("verify:before", "fail"), ("backup:after", "kill")]
-)
-def test_update_without_migrations(site, failpoint, action):
-    site.reset(V2)
-    site.state.setdefault("v8.0.0", site.state[V2])  # v8.0.0 changes code only
-    run = run_with_faults(site.root, "update", "--version", "v8.0.0", failpoints=f"{failpoint}={action}")
-    assert run.returncode == (-9 if action == "kill" else 1), run.stderr
-    recovered = run_with_faults(site.root, "rollback", "--recover")
+def test_rollback_recover_killed_while_completing_an_update(site):
+    site.reset(V1)
+    killed = site.run("update", "--version", V2, failpoints="maintenance off:before=kill")
+    assert killed.returncode == -9
+    again = site.run("rollback", "--recover", failpoints="maintenance off:before=kill")
+    assert again.returncode == -9, again.stdout + again.stderr
+    recovered = site.run("rollback", "--recover")
     assert recovered.returncode == 0, recovered.stderr
-    serving = check_consistent(site, V2, "v8.0.0")
-    assert not (site.root / "releases" / V2 / ".helpdesk-bad").exists()
-    reports.fault_matrix.append(("update (no migration)", f"{action} at {failpoint}", f"serving {serving}"))
+    check_consistent(site, V2)
+    record("rollback --recover", "maintenance off:before (completing)", "kill", "serving v2.0.0")
 
 
-@pytest.mark.parametrize(
-    ("failpoint", "action"),
-    [("migrate:during", "kill"), ("migrate:after", "fail"), ("verify:before", "kill")],
-)
+@pytest.mark.parametrize(("failpoint", "action"), rows("safe_migrate"))
 def test_safe_migrate(site, failpoint, action):
-    site.reset(V2)
-    assert run_with_faults(site.root, "migrate", "crm", "0003").returncode == 0  # one migration pending
-    before = tables(site.root)
-    run = run_with_faults(site.root, "safe_migrate", failpoints=f"{failpoint}={action}")
-    assert run.returncode == (-9 if action == "kill" else 1), run.stderr
-    recovered = run_with_faults(site.root, "rollback", "--recover")
-    assert recovered.returncode == 0, recovered.stderr
-    after = tables(site.root)
-    assert after in (before, site.state[V2]), "neither the state before safe_migrate nor the migrated one"
-    assert not (site.root / "shared" / "maintenance").exists()
-    outcome = "migrated" if after == site.state[V2] else "as before"
-    reports.fault_matrix.append(("safe_migrate", f"{action} at {failpoint}", f"database {outcome}"))
+    label = "safe_migrate"
+    site.reset(V2_UNMIGRATED)  # v2.0.0 served, its migration not applied
+    inject(site, label, ["safe_migrate"], failpoint, action)
+    migrated = COMMANDS[label].completes(failpoint)
+    assert site.observe() == site.state[V2 if migrated else V2_UNMIGRATED]
+    assert site.applied == migrated
+    check_finished(site)
+    assert not list(site.root.glob("releases/*/.helpdesk-bad"))
+    record(label, failpoint, action, "database migrated" if migrated else "database as before")
+
+
+@pytest.mark.parametrize(("failpoint", "action"), rows("restore_database"))
+def test_restore_database_on_a_deployment(site, failpoint, action):
+    label = "restore_database"
+    site.reset(V1)
+    site.run("seed_demo", "--tickets", "5", "--orgs", "1")  # the rows a completed restore throws away
+    changed = site.observe()
+    assert changed != site.state[V1]
+    inject(site, label, ["restore_database", str(site.baseline[V1]), "--no-input"], failpoint, action)
+    restored = COMMANDS[label].completes(failpoint)
+    # undone: put back from the safety backup, as before the restore; completed: the backup's state
+    assert site.observe() == (site.state[V1] if restored else changed)
+    check_finished(site)
+    record(label, failpoint, action, "database restored" if restored else "database as before")

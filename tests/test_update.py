@@ -202,21 +202,23 @@ def run_manage(where: Path, *args: str, check: bool = False) -> subprocess.Compl
     return result
 
 
+SCHEMA_AND_ROWS = (
+    "from django.db import connection; import hashlib, json\n"
+    "with connection.cursor() as c:\n"
+    "    tables = sorted(connection.introspection.table_names(c))\n"
+    "    out = {}\n"
+    "    for t in tables:\n"
+    "        cols = sorted(col.name for col in connection.introspection.get_table_description(c, t))\n"
+    "        c.execute('SELECT * FROM ' + connection.ops.quote_name(t))\n"
+    "        rows = sorted(repr(row) for row in c.fetchall())\n"
+    "        out[t] = [cols, len(rows), hashlib.sha256(repr(rows).encode()).hexdigest()]\n"
+    "print(json.dumps(out))\n"
+)
+
+
 def schema_and_rows(root: Path) -> dict:
     """Per table: its columns, its row count and a checksum of its contents (rows in a stable order)."""
-    script = (
-        "from django.db import connection; import hashlib, json\n"
-        "with connection.cursor() as c:\n"
-        "    tables = sorted(connection.introspection.table_names(c))\n"
-        "    out = {}\n"
-        "    for t in tables:\n"
-        "        cols = sorted(col.name for col in connection.introspection.get_table_description(c, t))\n"
-        "        c.execute('SELECT * FROM ' + connection.ops.quote_name(t))\n"
-        "        rows = sorted(repr(row) for row in c.fetchall())\n"
-        "        out[t] = [cols, len(rows), hashlib.sha256(repr(rows).encode()).hexdigest()]\n"
-        "print(json.dumps(out))\n"
-    )
-    result = run_manage(root / "current", "shell", "--no-imports", "-c", script, check=True)
+    result = run_manage(root / "current", "shell", "--no-imports", "-c", SCHEMA_AND_ROWS, check=True)
     return json.loads(result.stdout)
 
 

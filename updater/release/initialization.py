@@ -38,9 +38,13 @@ def initialize(
     git_repo.tag_commit(root.repo, tag)
     created_env = _write_env(root, env_source, database_url)
     release = releases.prepare(root, tag, wheelhouse=wheelhouse, python=python)
-    releases.manage(root, release, "compilemessages", "--ignore=.venv", "-v", "0")
-    releases.manage(root, release, "migrate", "--noinput")
-    releases.manage(root, release, "collectstatic", "--noinput")
+    releases.manage_together(
+        root,
+        release,
+        ("compilemessages", "--ignore=.venv", "-v", "0"),
+        ("migrate", "--noinput"),
+        ("collectstatic", "--noinput"),
+    )
     switched = root.current_release() is None
     if switched:
         layout.switch(root, release.path)

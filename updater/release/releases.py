@@ -59,6 +59,19 @@ def manage(root: DeploymentRoot, release: Release, *args: str, timeout: int = CO
     return start(root, release, *args).result(timeout)
 
 
+def manage_together(root: DeploymentRoot, release: Release, *commands: tuple[str, ...]) -> list[str]:
+    """Independent manage.py commands at once (each is mostly Python start-up; preparing a release
+    takes half as long on two cores). Their outputs in order; the first failure stops the others."""
+    running = [start(root, release, *command) for command in commands]
+    try:
+        return [each.result() for each in running]
+    finally:
+        for each in running:
+            if each.process.poll() is None:
+                each.process.kill()
+                each.process.communicate()
+
+
 @dataclass
 class Running:
     """manage.py started in a release, to be waited for later (work that overlaps other steps)."""

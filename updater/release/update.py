@@ -142,10 +142,14 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
     def prepare(run: Journal) -> None:
         wheelhouse = Path(settings.UPDATER_WHEELHOUSE) if settings.UPDATER_WHEELHOUSE else None
         release = releases.prepare(root, tag, wheelhouse=wheelhouse)
-        releases.manage(root, release, "check", "--deploy", "--fail-level", "ERROR")
-        releases.manage(root, release, "compilemessages", "--ignore=.venv", "-v", "0")
-        releases.manage(root, release, "collectstatic", "--noinput", "-v", "0")
-        plan_output = releases.manage(root, release, "migrate", "--plan")
+        *_, plan_output = releases.manage_together(
+            root,
+            release,
+            ("check", "--deploy", "--fail-level", "ERROR"),
+            ("compilemessages", "--ignore=.venv", "-v", "0"),
+            ("collectstatic", "--noinput", "-v", "0"),
+            ("migrate", "--plan"),
+        )
         pending = migrations.from_plan_output(plan_output)
         run.record(pending_migrations=pending, venv=str(release.venv.path), venv_reused=release.venv.reused)
 

@@ -52,6 +52,7 @@ def run_steps(run: Journal, steps: tuple[Step, ...]) -> None:
         run.step_started(step.name)
         try:
             step.do(run)
+            faults.point(f"{step.name}:end")  # its work done, not yet journaled as done
         except BaseException as error:
             run.step_finished(step.name, "failed", _describe(error)[:2000])
             raise
