@@ -8,13 +8,16 @@ from contextlib import contextmanager
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import mixins, serializers, status, viewsets
+from django.utils.translation import gettext as _
+from rest_framework import mixins, parsers, serializers, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm import access, ticket_filters, tickets
 from crm.models import Organization, Ticket
+from crm.parsers import SafeJSONParser
 
 
 class TicketSerializer(serializers.ModelSerializer):
@@ -98,6 +101,30 @@ class TicketViewSet(
             tickets.change_ticket(ticket, request.user, incoming.validated_data)
         ticket.refresh_from_db()
         return Response(TicketSerializer(ticket).data)
+
+
+class TokenView(ObtainAuthToken):
+    """POST username and password, get the account's API token. A locked-out account (django-axes)
+    is answered as the login page answers it, 429, not with the 400 of a wrong password."""
+
+    parser_classes = (parsers.FormParser, parsers.MultiPartParser, SafeJSONParser)
+
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        if not serializer.is_valid():
+            # axes marks the request it refused; DRF's Request keeps that mark on itself
+            if getattr(request, "axes_locked_out", False):
+                return Response(
+                    {
+                        "detail": _(
+                            "Too many failed logins: this account is locked for a while for your "
+                            "address. Try again later, or ask an administrator to unlock it."
+                        )
+                    },
+                    status=status.HTTP_429_TOO_MANY_REQUESTS,
+                )
+            raise ValidationError(serializer.errors)
+        return super().post(request, *args, **kwargs)
 
 
 @contextmanager

@@ -3,6 +3,9 @@
 Names follow the model contract in shared/DESIGN.md; other apps and the tests rely on them.
 """
 
+import re
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -135,7 +138,30 @@ class TicketComment(models.Model):
 
 
 def attachment_path(instance: "TicketAttachment", filename: str) -> str:
-    return f"attachments/{instance.ticket_id}/{filename}"
+    """attachments/<ticket>/<random>/<the uploader's name, shortened to fit>.
+
+    The random folder is the generated part: two uploads of one name never meet, and nobody guesses
+    a path. The name is kept for the download, shortened so that it fits a file system's 255 *bytes*
+    (255 characters of 'ż' are 510) and the column's 255 characters for the whole path."""
+    folder = f"attachments/{instance.ticket_id}/{secrets.token_hex(8)}/"
+    # What the storage would strip anyway (it refuses, with an ERROR log line, a name left empty)
+    cleaned = re.sub(r"(?u)[^-\w.]", "", filename.strip().replace(" ", "_")).strip(".")
+    return folder + fit_name(cleaned, max_bytes=255, max_chars=255 - len(folder))
+
+
+def fit_name(name: str, *, max_bytes: int, max_chars: int) -> str:
+    """name shortened, extension kept, to at most max_bytes in UTF-8 and max_chars characters;
+    "file" when nothing of the stem is left."""
+    stem, dot, extension = name.rpartition(".")
+    if not dot or len(extension.encode()) > 16:  # no extension worth keeping
+        stem, extension = name, ""
+    suffix = f".{extension}" if extension else ""
+    room_bytes = max_bytes - len(suffix.encode())
+    room_chars = max_chars - len(suffix)
+    stem = stem[:room_chars]
+    while len(stem.encode()) > room_bytes:
+        stem = stem[:-1]
+    return (stem or "file") + suffix
 
 
 class TicketAttachment(models.Model):

@@ -68,7 +68,9 @@ def ticket_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Ticket #%(id)s created.") % {"id": ticket.pk})
             return redirect("crm:ticket_detail", pk=ticket.pk)
-    return render(request, "crm/ticket_form.html", {"form": form, "creating": True})
+    return render(
+        request, "crm/ticket_form.html", {"form": form, "creating": True}, status=_form_status(request)
+    )
 
 
 @require_GET
@@ -113,7 +115,13 @@ def ticket_edit(request: HttpRequest, pk: int) -> HttpResponse:
             if changed:
                 messages.success(request, _("Ticket #%(id)s updated.") % {"id": ticket.pk})
             return redirect("crm:ticket_detail", pk=ticket.pk)
-    return render(request, "crm/ticket_form.html", {"form": form, "ticket": ticket, "creating": False})
+    context = {"form": form, "ticket": ticket, "creating": False}
+    return render(request, "crm/ticket_form.html", context, status=_form_status(request))
+
+
+def _form_status(request: HttpRequest) -> int:
+    """A form shown again after a POST was refused: 400, like the forms on a ticket's page."""
+    return 400 if request.method == "POST" else 200
 
 
 @require_POST

@@ -165,6 +165,11 @@ STORAGES = {
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(config("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
+# Uploaded files are customers' data: readable by the service's own group (backups, admins), by no one
+# else, whatever the umask of the process serving them.
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+
 # Attachments: largest accepted upload, in bytes (10 MiB by default).
 ATTACHMENT_MAX_BYTES = config("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024, cast=int)
 
@@ -250,6 +255,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's own JSON parser answers deeply nested JSON with a 500 (RecursionError)
+    "DEFAULT_PARSER_CLASSES": [
+        "crm.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": TICKETS_PER_PAGE,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
@@ -313,7 +324,7 @@ LOGGING = {
 if LOG_FILE:
     Path(LOG_FILE).parent.mkdir(parents=True, exist_ok=True)
     LOGGING["handlers"]["file"] = {
-        "class": "logging.handlers.RotatingFileHandler",
+        "class": "helpdesk.log_files.PrivateRotatingFileHandler",  # 0640, not world-readable
         "filename": LOG_FILE,
         "maxBytes": config("LOG_FILE_MAX_BYTES", default=10 * 1024 * 1024, cast=int),
         "backupCount": config("LOG_FILE_BACKUPS", default=5, cast=int),

@@ -4,10 +4,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
-from crm.api import TicketViewSet
+from crm.api import TicketViewSet, TokenView
 
 api = SimpleRouter()
 api.register("tickets", TicketViewSet, basename="ticket")
@@ -17,7 +16,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tickets/", include("crm.urls")),
     path("api/", include(api.urls)),
-    path("api/token/", obtain_auth_token, name="api_token"),
+    path("api/token/", TokenView.as_view(), name="api_token"),
     path("monitoring/", include("monitoring.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
