@@ -42,6 +42,9 @@ from tests.support.deployments import clone_project, git, wheelhouse_for  # noqa
 from tests.support.mariadb import MariaDBServer  # noqa: E402
 from tests.support.processes import free_port, login, wait_until_serving  # noqa: E402
 
+MONITORING_TOKEN = "bench-monitoring-token"  # noqa: S105  (health tells its version to monitoring only)
+MONITORING_HEADERS = {"Authorization": f"Bearer {MONITORING_TOKEN}"}
+
 FIELD = '    phone = models.CharField(max_length=40, blank=True, default="")\n'
 MIGRATION = """from django.db import migrations, models
 
@@ -191,6 +194,7 @@ def _updater_scenarios(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
         f"DATABASE_URL={server.url('deployed')}\n"
         f"UPDATER_MIN_FREE_BYTES=1000000\nUPDATER_WHEELHOUSE={wheels}\nUPDATER_RELOAD_PIDFILE={pidfile}\n"
         f"UPDATER_HEALTH_URL=http://127.0.0.1:{port}/monitoring/health/\nLOG_LEVEL=WARNING\n"
+        f"MONITORING_TOKEN={MONITORING_TOKEN}\n"
         "UPDATE_WINDOW_IMPORTANT=always\nUPDATE_WINDOW_ROUTINE=always\n"
     )
     _manage(
@@ -286,6 +290,7 @@ def _handbook_scenario(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
         f"ENVIRONMENT=staging\nSECRET_KEY={'h' * 60}\nALLOWED_HOSTS=127.0.0.1\n"
         f"DATABASE_URL={server.url('handbook')}\n"
         f"BACKUP_DIR={tmp / 'handbook-backups'}\nSTATIC_ROOT={site / 'staticfiles'}\nLOG_LEVEL=WARNING\n"
+        f"MONITORING_TOKEN={MONITORING_TOKEN}\n"
     )
     for command in (
         ["migrate", "-v", "0"],
@@ -351,7 +356,8 @@ def _wait_for_version(base: str, version: str, timeout: float = 300) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            if requests.get(base + "/monitoring/health/", timeout=2).json().get("version") == version:
+            health = requests.get(base + "/monitoring/health/", timeout=2, headers=MONITORING_HEADERS)
+            if health.json().get("version") == version:
                 return
         except (requests.RequestException, ValueError):
             pass

@@ -24,3 +24,10 @@ wsgi_app = "helpdesk.wsgi:application"
 # The *link* to the live release (e.g. /srv/helpdesk/current), not where it points: on HUP, new workers
 # change into it again and so load the release that `current` points to now.
 chdir = os.environ.get("GUNICORN_CHDIR") or os.getcwd()
+# Behind Apache on the same host: gunicorn believes its X-Forwarded-Proto (https) only from there, and the
+# access log shows the client that Apache saw next to the proxy's address. The helpdesk itself believes
+# X-Forwarded-For only from TRUSTED_PROXIES in shared/.env (helpdesk/proxies.py): set both alike.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+access_log_format = (
+    '%(h)s client=%({x-forwarded-for}i)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+)

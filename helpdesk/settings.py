@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: who the client is, behind a trusted reverse proxy (helpdesk/proxies.py)
+    "helpdesk.proxies.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before everything that touches the database: maintenance mode must answer without it.
     "updater.middleware.MaintenanceModeMiddleware",
@@ -137,6 +139,10 @@ AXES_FAILURE_LIMIT = config("AXES_FAILURE_LIMIT", default=5, cast=int)
 AXES_COOLOFF_TIME = config("AXES_COOLOFF_MINUTES", default=15, cast=int) / 60  # hours, as axes counts
 # Lock the username *from that address*: a stranger cannot lock a real user out from elsewhere.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "helpdesk.proxies.client_address"  # the client, also behind a trusted proxy
+# Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs, e.g. 127.0.0.1 for a local
+# Apache). Empty, the default: the header is ignored, whoever sends it.
+TRUSTED_PROXIES = config("TRUSTED_PROXIES", default="", cast=Csv())
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False

@@ -2,6 +2,8 @@
 level at or below its critical level, counts and times positive. A threshold the wrong way round
 would page nobody, or everybody, until someone read the code."""
 
+import ipaddress
+
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
@@ -39,4 +41,20 @@ def check_thresholds(app_configs=None, **kwargs) -> list:
             problems.append(Error(f"{name} must be at least 1", id="monitoring.E003"))
     if not 0 <= settings.ALERT_HYSTERESIS < 100:
         problems.append(Error("ALERT_HYSTERESIS must be 0 or more and below 100", id="monitoring.E004"))
+    return problems
+
+
+@register(Tags.security)
+def check_networks(app_configs=None, **kwargs) -> list:
+    """Address lists that decide who sees details and whose X-Forwarded-For is believed: a typo would
+    otherwise fail every request that consults them."""
+    problems = []
+    for name in ("MONITORING_ALLOWED_IPS", "TRUSTED_PROXIES"):
+        for spec in getattr(settings, name):
+            try:
+                ipaddress.ip_network(spec.strip(), strict=False)
+            except ValueError:
+                problems.append(
+                    Error(f"{name} holds {spec!r}, not an address or network", id="monitoring.E005")
+                )
     return problems

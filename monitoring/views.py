@@ -20,24 +20,27 @@ from updater.plan.migrations import pending_migrations
 @never_cache
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "pass", "version": app_version()})
+    """Liveness. Anonymous callers (load balancers) learn pass or fail, nothing an attacker could use;
+    the version needs the same access as status (the updater's health wait sends MONITORING_TOKEN)."""
+    body = {"status": "pass"}
+    if access.has_detail_access(request):
+        body["version"] = app_version()
+    return JsonResponse(body)
 
 
 @never_cache
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
+    """Readiness: the database answers and no migration is pending (details as for health)."""
     try:
         pending = pending_migrations()
     except DatabaseError:
-        return JsonResponse(
-            {"status": "fail", "version": app_version(), "database": "unreachable"}, status=503
-        )
-    body = {
-        "status": "pass" if not pending else "fail",
-        "version": app_version(),
-        "pending_migrations": len(pending),
-    }
-    return JsonResponse(body, status=200 if not pending else 503)
+        body, details = {"status": "fail"}, {"database": "unreachable"}
+    else:
+        body, details = {"status": "pass" if not pending else "fail"}, {"pending_migrations": len(pending)}
+    if access.has_detail_access(request):
+        body.update(version=app_version(), **details)
+    return JsonResponse(body, status=200 if body["status"] == "pass" else 503)
 
 
 @never_cache

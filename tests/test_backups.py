@@ -165,6 +165,63 @@ def test_altered_backup_is_refused(tickets_data):
     assert Ticket.objects.count() == 60
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("compression", "bogus", "unknown compression 'bogus' (known: gzip, zstd)"),
+        ("size", "44062", "size is '44062', not a whole number"),
+        ("size", True, "size is True, not a whole number"),
+        ("size", -1, "a size is negative"),
+        ("sha256", "abc", "sha256 is 'abc', not a SHA-256 digest"),
+        ("vendor", "oracle", "unknown vendor 'oracle'"),
+        ("format", "csv", "format 'csv' is not one of"),
+        ("database", None, "database is None, not a text"),
+        ("migrations", [], "migrations is [], not a mapping"),
+        ("duration_seconds", "fast", "duration_seconds is 'fast', not a number"),
+    ],
+)
+def test_every_manifest_defect_is_a_clear_refusal_and_changes_nothing(tickets_data, field, value, message):
+    result = backup()
+    manifest_file = manifest_path(result.path)
+    manifest = json.loads(manifest_file.read_text())
+    manifest[field] = value
+    manifest_file.write_text(json.dumps(manifest))
+    Ticket.objects.filter(pk=Ticket.objects.first().pk).update(title="changed after the backup")
+    with pytest.raises(CommandError, match=re.escape(message)) as refused:
+        call_command("restore_database", str(result.path), "--no-input")
+    assert "Refusing to restore" in str(refused.value)
+    assert Ticket.objects.filter(title="changed after the backup").exists()
+
+
+def test_a_manifest_that_is_not_an_object_is_unreadable(tickets_data):
+    result = backup()
+    manifest_path(result.path).write_text("[1, 2]")
+    with pytest.raises(BackupInvalid, match="unreadable"):
+        backups.verify_backup(result.path)
+
+
+def test_a_backup_swapped_after_verification_is_detected_and_the_database_put_back(tickets_data, monkeypatch):
+    """Between verification and the load the safety backup is taken; a file swapped meanwhile (same
+    name, a valid dump of other data) must not be loaded as if it had been verified."""
+    wanted = backup()
+    Ticket.objects.all().delete()
+    other = backup()  # a valid dump, of a database without tickets
+    Organization.objects.create(name="made after both backups")
+    real_create = backups._create_locked
+
+    def take_safety_backup_then_swap(*args, **kwargs):
+        made = real_create(*args, **kwargs)
+        wanted.path.write_bytes(other.path.read_bytes())  # same manifest, other bytes
+        return made
+
+    monkeypatch.setattr(backups, "_create_locked", take_safety_backup_then_swap)
+    with pytest.raises(backups.BackupError, match="changed after it was verified") as failed:
+        backups.restore_backup(wanted.path)
+    assert "put back from the safety backup" in str(failed.value)
+    assert Ticket.objects.count() == 0  # as before the restore, not the swapped file's state either
+    assert Organization.objects.filter(name="made after both backups").exists()
+
+
 def test_backup_of_another_database_needs_force(tickets_data):
     result = backup()
     manifest_file = manifest_path(result.path)

@@ -1,6 +1,7 @@
 """init_deployment on a real repository of this project: a deployment root that gunicorn serves."""
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -67,8 +68,11 @@ def test_init_deployment_builds_a_root_that_serves_the_tag(project_repo, wheelho
     )
     try:
         wait_until_serving(f"http://127.0.0.1:{port}/monitoring/health/", server)
-        health = requests.get(f"http://127.0.0.1:{port}/monitoring/health/", timeout=5).json()
-        assert health == {"status": "pass", "version": "v1.0.0"}
+        health = f"http://127.0.0.1:{port}/monitoring/health/"
+        assert requests.get(health, timeout=5).json() == {"status": "pass"}  # anonymous: no version
+        token = re.search(r"^MONITORING_TOKEN=(\S+)$", (root / "shared" / ".env").read_text(), re.M)[1]
+        authorized = requests.get(health, timeout=5, headers={"Authorization": f"Bearer {token}"}).json()
+        assert authorized == {"status": "pass", "version": "v1.0.0"}  # the token init_deployment generated
     finally:
         server.terminate()
         server.wait(timeout=30)

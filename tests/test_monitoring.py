@@ -159,3 +159,27 @@ def test_database_latency_is_measured_and_graded(settings):
     assert check.status == "pass" and check.unit == "ms" and 0 <= check.observed < settings.DB_LATENCY_WARN_MS
     settings.DB_LATENCY_WARN_MS, settings.DB_LATENCY_CRIT_MS = 0.0, 1e9
     assert checks.database().status == "warn"
+
+
+@pytest.mark.django_db
+def test_health_and_ready_tell_anonymous_callers_only_pass_or_fail(client, settings):
+    from helpdesk.version import app_version
+
+    assert client.get("/monitoring/health/").json() == {"status": "pass"}
+    assert client.get("/monitoring/ready/").json() == {"status": "pass"}
+    assert client.get("/monitoring/health/", HTTP_AUTHORIZATION="Bearer guess").json() == {"status": "pass"}
+    token = {"HTTP_AUTHORIZATION": "Bearer token-for-dashboards"}
+    assert client.get("/monitoring/health/", **token).json() == {"status": "pass", "version": app_version()}
+    ready = client.get("/monitoring/ready/", **token).json()
+    assert ready == {"status": "pass", "version": app_version(), "pending_migrations": 0}
+    settings.MONITORING_ALLOWED_IPS = ["10.0.0.0/8"]
+    assert client.get("/monitoring/health/", REMOTE_ADDR="10.0.0.1").json()["version"] == app_version()
+
+
+@pytest.mark.django_db
+def test_ready_fails_with_pending_migrations_and_says_how_many_only_to_monitoring(client, monkeypatch):
+    monkeypatch.setattr("monitoring.views.pending_migrations", lambda: ["crm.0004_new"])
+    anonymous = client.get("/monitoring/ready/")
+    assert anonymous.status_code == 503 and anonymous.json() == {"status": "fail"}
+    detailed_ready = client.get("/monitoring/ready/", HTTP_AUTHORIZATION="Bearer token-for-dashboards")
+    assert detailed_ready.status_code == 503 and detailed_ready.json()["pending_migrations"] == 1

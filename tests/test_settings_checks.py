@@ -57,6 +57,16 @@ def test_threshold_pairs_are_in_range_and_in_order(settings, warn, crit, expecte
     assert ids() == expected
 
 
+def test_a_health_url_without_a_token_or_allowed_network_is_an_error(settings):
+    settings.UPDATER_HEALTH_URL = "http://127.0.0.1:8000/monitoring/health/"
+    settings.MONITORING_TOKEN, settings.MONITORING_ALLOWED_IPS = "", []
+    assert ids() == ["updater.E007"]
+    settings.MONITORING_ALLOWED_IPS = ["127.0.0.1"]
+    assert ids() == []
+    settings.MONITORING_TOKEN, settings.MONITORING_ALLOWED_IPS = "t" * 32, []
+    assert ids() == []
+
+
 def test_a_staging_deployment_without_a_reload_method_is_warned_about(settings, tmp_path):
     settings.ENVIRONMENT = "staging"
     settings.UPDATER_RELOAD_COMMAND = settings.UPDATER_RELOAD_PIDFILE = ""

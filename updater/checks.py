@@ -2,7 +2,8 @@
 checks) fails at once on a configuration that would otherwise fail half-way through an update.
 
 Errors: an unreadable update window or time zone, an unknown NOTIFY_MODE or STATUS_PAGE_KIND, a
-deployment root the updater cannot write, git missing in a deployment. With --deploy, a warning for a
+deployment root the updater cannot write, git missing in a deployment, a health URL the updater may
+not read the version from. With --deploy, a warning for a
 staging or production deployment with no way to reload the app server (an update would switch code
 nobody loads).
 """
@@ -78,6 +79,21 @@ def check_reload_method(app_configs=None, **kwargs) -> list:
             id="updater.W001",
         )
     ]
+
+
+@register(Tags.compatibility)
+def check_health_wait(app_configs=None, **kwargs) -> list:
+    """The health endpoint tells its version only to monitoring: with neither a token nor an allowed
+    network the updater's wait for the new version could never succeed, and every update would fail."""
+    if settings.UPDATER_HEALTH_URL and not settings.MONITORING_TOKEN and not settings.MONITORING_ALLOWED_IPS:
+        return [
+            Error(
+                "UPDATER_HEALTH_URL is set but the health endpoint would not tell the updater its version",
+                hint="set MONITORING_TOKEN (the updater sends it) or MONITORING_ALLOWED_IPS",
+                id="updater.E007",
+            )
+        ]
+    return []
 
 
 @register(Tags.compatibility)

@@ -28,7 +28,14 @@ from helpdesk.version import app_version
 from updater import layout
 from updater.backup import compression
 from updater.backup.engines import Engine, EngineError, engine_for
-from updater.backup.manifest import BackupBusy, BackupError, Manifest, read_hashing, verify_backup
+from updater.backup.manifest import (
+    BackupBusy,
+    BackupError,
+    BackupInvalid,
+    Manifest,
+    read_hashing,
+    verify_backup,
+)
 from updater.backup.rotation import pinned, rotate_backups
 from updater.run import faults, locks
 from updater.run.files import fsync_directory
@@ -334,7 +341,7 @@ def restore_backup(
             with nullcontext() if safety else pinned(safety_result.path, f"safety net of {path.name}"):
                 try:
                     engine.load(_halfway_failpoint(_decompressed(path, manifest, progress)), manifest.format)
-                except (EngineError, OSError, compression.TruncatedStream) as error:
+                except (EngineError, OSError, compression.TruncatedStream, ChangedSinceVerified) as error:
                     _put_back(engine, safety_result)
                     raise BackupError(
                         f"restoring {path.name} failed and the database was put back from the safety backup "
@@ -344,6 +351,10 @@ def restore_backup(
             return RestoreResult(path, safety_result.path, counts, problems)
     except locks.LockHeld as held:
         raise _busy(held) from None
+
+
+class ChangedSinceVerified(BackupInvalid):
+    """The backup file read for the restore is not the one that was verified."""
 
 
 def _halfway_failpoint(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -365,16 +376,24 @@ def _put_back(engine: Engine, safety: BackupResult) -> None:
 
 
 def _decompressed(path: Path, manifest: Manifest, progress: Progress | None) -> Iterator[bytes]:
+    """The dump, decompressed while read. The file is read again after its verification (and after the
+    safety backup); a file swapped in between is caught here: the digest of the bytes read is compared
+    before the stream ends, so the load fails and the caller puts back the safety backup."""
     clock = time.monotonic()
     last = clock
     done = 0
-    for chunk in compression.decompress(manifest.compression, read_hashing(path, hashlib.sha256())):
+    digest = hashlib.sha256()
+    for chunk in compression.decompress(manifest.compression, read_hashing(path, digest)):
         done += len(chunk)
         now = time.monotonic()
         if progress and now - last >= PROGRESS_EVERY:
             progress(done, 0, now - clock)
             last = now
         yield chunk
+    if digest.hexdigest() != manifest.sha256:
+        raise ChangedSinceVerified(
+            f"{path.name} changed after it was verified: it no longer matches its manifest"
+        )
 
 
 def _busy(held: locks.LockHeld) -> BackupBusy:

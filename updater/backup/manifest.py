@@ -55,11 +55,38 @@ class Manifest:
         path = manifest_path(backup)
         try:
             data = json.loads(path.read_text())
-            return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+            manifest = cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
         except FileNotFoundError:
             raise BackupInvalid(f"{backup.name} has no manifest ({path.name})") from None
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, AttributeError) as error:
             raise BackupInvalid(f"the manifest of {backup.name} is unreadable: {error}") from None
+        problem = manifest.defect()
+        if problem:
+            raise BackupInvalid(f"the manifest of {backup.name} is not valid: {problem}")
+        return manifest
+
+    def defect(self) -> str:
+        """What is wrong with the manifest's values (a hand-edited or forged manifest), or ""."""
+        for name, field in self.__dataclass_fields__.items():
+            value = getattr(self, name)
+            expected = {str: (str, "text"), int: (int, "whole number"), float: ((int, float), "number")}
+            if field.type in expected:
+                kind, described = expected[field.type]
+                if isinstance(value, bool) or not isinstance(value, kind):
+                    return f"{name} is {value!r}, not a {described}"
+        if not isinstance(self.migrations, dict):
+            return f"migrations is {self.migrations!r}, not a mapping"
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            return f"sha256 is {self.sha256!r}, not a SHA-256 digest"
+        if self.size < 0 or self.raw_bytes < 0:
+            return "a size is negative"
+        if self.compression not in compression.SUFFIXES:
+            return f"unknown compression {self.compression!r} (known: {', '.join(compression.SUFFIXES)})"
+        if self.vendor not in ENGINES:
+            return f"unknown vendor {self.vendor!r}"
+        if self.format not in ENGINES[self.vendor].formats:
+            return f"format {self.format!r} is not one of {self.vendor}'s"
+        return ""
 
     def write(self, backup: Path) -> None:
         write_atomically(manifest_path(backup), json.dumps(asdict(self), indent=2).encode() + b"\n")

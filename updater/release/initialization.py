@@ -73,10 +73,15 @@ def _write_env(root: DeploymentRoot, source: Path | None, database_url: str | No
         "LOG_FILE": root.log_file,
         "UPDATER_ROOT": root.path,
     }
-    present = {line.split("=", 1)[0].strip() for line in text.splitlines() if "=" in line}
-    text = (
-        text.rstrip("\n") + "\n" + "".join(f"{k}={v}\n" for k, v in shared_paths.items() if k not in present)
-    )
+    values = {
+        name.strip(): value.strip()
+        for name, _, value in (line.partition("=") for line in text.splitlines() if "=" in line)
+        if not name.lstrip().startswith("#")
+    }
+    added = {name: path for name, path in shared_paths.items() if name not in values}
+    if not values.get("MONITORING_TOKEN"):  # the updater's health wait needs it to see the version
+        added["MONITORING_TOKEN"] = secrets.token_urlsafe(32)  # a later line wins over an empty one
+    text = text.rstrip("\n") + "\n" + "".join(f"{name}={value}\n" for name, value in added.items())
     root.env_file.write_text(text)
     root.env_file.chmod(0o600)
     return True

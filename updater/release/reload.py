@@ -32,13 +32,24 @@ def reload_app_server() -> None:
         os.kill(pid, signal.SIGHUP)
 
 
+def _monitoring_headers() -> dict[str, str]:
+    """The health endpoint tells its version only to monitoring (a token or an allowed network)."""
+    token = settings.MONITORING_TOKEN
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def wait_for_version(url: str, version: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     seen = "no answer"
     while time.monotonic() < deadline:
         try:
-            response = requests.get(url, timeout=5)
-            seen = response.json().get("version", "?") if response.ok else f"HTTP {response.status_code}"
+            response = requests.get(url, timeout=5, headers=_monitoring_headers())
+            if not response.ok:
+                seen = f"HTTP {response.status_code}"
+            else:
+                seen = response.json().get(
+                    "version", "an answer without the version: is MONITORING_TOKEN set?"
+                )
             if seen == version:
                 return
         except (requests.RequestException, ValueError) as error:

@@ -116,6 +116,11 @@ class MySQLEngine(Engine):
                 process.stdin.close()
             except BrokenPipeError:
                 pass  # the client stopped reading: it failed, and says why below
+            except BaseException:
+                # The stream failed (cut short, changed since verified): the client must neither wait
+                # for more nor take a closed pipe for the end of a complete dump.
+                process.kill()
+                raise
             finally:
                 returncode = process.wait()
             if returncode != 0:
