@@ -11,13 +11,13 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm import access
 from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment
+from crm.retries import retrying
 
 Status = Ticket.Status
 
@@ -57,16 +57,25 @@ def open_ticket(
         organization = Organization.objects.get(pk=access.organization_id_of(author))
     if assigned_to is not None:
         _check_assignee(assigned_to)
-    with transaction.atomic():
-        ticket = Ticket.objects.create(
-            title=title,
-            description=description,
-            priority=priority,
-            organization=organization,
-            created_by=author,
-            assigned_to=assigned_to,
-        )
-        _log(ticket, author, "created", {"title": [None, title], "priority": [None, priority]})
+    return _create_ticket(
+        title=title,
+        description=description,
+        priority=priority,
+        organization=organization,
+        created_by=author,
+        assigned_to=assigned_to,
+    )
+
+
+@retrying
+def _create_ticket(**fields) -> Ticket:
+    ticket = Ticket.objects.create(**fields)
+    _log(
+        ticket,
+        fields["created_by"],
+        "created",
+        {"title": [None, ticket.title], "priority": [None, ticket.priority]},
+    )
     return ticket
 
 
@@ -75,25 +84,30 @@ def change_ticket(ticket: Ticket, actor, changes: dict[str, Any]) -> dict[str, l
     forbidden = set(changes) - editable_fields(actor)
     if forbidden:
         raise PermissionDenied(f"Not allowed to change: {', '.join(sorted(forbidden))}.")
-    with transaction.atomic():
-        # Lock the row so that the "old" values in the audit are the ones really replaced.
-        current = Ticket.objects.select_for_update().get(pk=ticket.pk)
-        diff = {
-            field: [getattr(current, field), value]
-            for field, value in changes.items()
-            if getattr(current, field) != value
-        }
-        if not diff:
-            return {}
-        _validate(current, changes, diff)
-        for field, (_old, new) in diff.items():
-            setattr(current, field, new)
-        if "status" in diff:
-            _stamp_resolution(current, diff["status"][1])
-        current.save()
-        audit = {field: [_audit_value(old), _audit_value(new)] for field, (old, new) in diff.items()}
-        _log(current, actor, "updated", audit)
+    audit = _apply_changes(ticket.pk, actor, changes)
     ticket.refresh_from_db()
+    return audit
+
+
+@retrying
+def _apply_changes(pk: int, actor, changes: dict[str, Any]) -> dict[str, list]:
+    # The row locked first, so that the "old" values in the audit are the ones really replaced.
+    current = _locked(pk)
+    diff = {
+        field: [getattr(current, field), value]
+        for field, value in changes.items()
+        if getattr(current, field) != value
+    }
+    if not diff:
+        return {}
+    _validate(current, changes, diff)
+    for field, (_old, new) in diff.items():
+        setattr(current, field, new)
+    if "status" in diff:
+        _stamp_resolution(current, diff["status"][1])
+    current.save()
+    audit = {field: [_audit_value(old), _audit_value(new)] for field, (old, new) in diff.items()}
+    _log(current, actor, "updated", audit)
     return audit
 
 
@@ -102,12 +116,15 @@ def add_comment(ticket: Ticket, author, body: str, is_internal: bool = False) ->
         raise PermissionDenied("Only agents can write internal notes.")
     if not body.strip():
         raise ValidationError({"body": _("A comment cannot be empty.")})
-    with transaction.atomic():
-        comment = TicketComment.objects.create(
-            ticket=ticket, author=author, body=body, is_internal=is_internal
-        )
-        _log(ticket, author, "commented", {"internal": is_internal})
-        Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+    return _insert_comment(ticket.pk, author, body, is_internal)
+
+
+@retrying
+def _insert_comment(pk: int, author, body: str, is_internal: bool) -> TicketComment:
+    ticket = _locked(pk)  # before the inserts: their foreign keys would take a shared lock first
+    comment = TicketComment.objects.create(ticket=ticket, author=author, body=body, is_internal=is_internal)
+    _log(ticket, author, "commented", {"internal": is_internal})
+    Ticket.objects.filter(pk=pk).update(updated_at=timezone.now())
     return comment
 
 
@@ -124,19 +141,31 @@ def add_attachment(ticket: Ticket, uploader, upload: UploadedFile) -> TicketAtta
         raise ValidationError({"file": _("The file is empty.")})
     # The browser's claim about the type is only a hint; downloads are always sent as attachments.
     content_type = mimetypes.guess_type(upload.name)[0] or "application/octet-stream"
-    with transaction.atomic():
-        attachment = TicketAttachment(
-            ticket=ticket, uploaded_by=uploader, size=upload.size, content_type=content_type
-        )
-        attachment.file.save(upload.name, upload, save=False)
-        attachment.save()
-        _log(
-            ticket,
-            uploader,
-            "attachment_added",
-            {"file": [None, attachment.filename], "size": [None, upload.size]},
-        )
+    attachment = TicketAttachment(
+        ticket=ticket, uploaded_by=uploader, size=upload.size, content_type=content_type
+    )
+    attachment.file.save(upload.name, upload, save=False)  # once, outside the retried transaction
+    try:
+        _record_attachment(ticket.pk, attachment)
+    except BaseException:
+        attachment.file.delete(save=False)  # no row points at it
+        raise
     return attachment
+
+
+@retrying
+def _record_attachment(pk: int, attachment: TicketAttachment) -> None:
+    ticket = _locked(pk)
+    attachment.pk = None  # a retried attempt inserts anew
+    attachment.save()
+    details = {"file": [None, attachment.filename], "size": [None, attachment.size]}
+    _log(ticket, attachment.uploaded_by, "attachment_added", details)
+
+
+def _locked(pk: int) -> Ticket:
+    """The ticket's row, locked for this transaction: every write to a ticket takes this lock first,
+    so concurrent writers wait in turn instead of deadlocking."""
+    return Ticket.objects.select_for_update().get(pk=pk)
 
 
 def visible_activity(user, ticket: Ticket):
