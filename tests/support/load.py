@@ -78,10 +78,11 @@ class Client:
         files = {"file": (name, f"contents of {name}\n".encode(), "text/plain")}
         self._post("upload", name, f"/tickets/{ticket}/attachments/", {}, files=files)
 
-    def create(self, title: str) -> None:
-        self._post(
-            "create", title, "/tickets/create/", {"title": title, "description": "d", "priority": "low"}
-        )
+    def create(self, title: str, organization: int | None = None) -> None:
+        data = {"title": title, "description": "d", "priority": "low"}
+        if organization is not None:  # agents choose the organization; customers open for their own
+            data["organization"] = str(organization)
+        self._post("create", title, "/tickets/create/", data)
 
     def ticket_list(self) -> None:
         self._send("list", "", "GET", "/tickets/")
