@@ -49,7 +49,7 @@ def main() -> None:
         MariaDBServer(Path(tmp_name) / "db") as db,
     ):
         tmp = Path(tmp_name)
-        old_code = tmp / "anchor"
+        old_code = tmp / "anchor-code"
         old_code.mkdir()
         archive = subprocess.run(["git", "archive", anchor], cwd=REPO_ROOT, check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive.stdout, check=True)

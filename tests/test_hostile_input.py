@@ -139,8 +139,24 @@ def test_malformed_form_posts_are_4xx_without_an_error_log(helpdesk, as_user, va
         for url in form_routes(helpdesk):
             response = client.post(url, FORM_VALUES[values_name])
             assert response.status_code == 400, (url, response.status_code)
+        language = client.post(
+            "/i18n/setlang/", {"language": FORM_VALUES[values_name].get("title", "xx"), "next": "/"}
+        )
+        assert language.status_code in (302, 400), language.status_code  # an unknown language is ignored
         login = Client().post("/login/", FORM_VALUES[values_name])
         assert login.status_code in (200, 400) and "_auth_user_id" not in Client().session
+    assert stored(helpdesk) == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_json_or_xml_posted_to_a_form_is_a_400(helpdesk, as_user, caplog):
+    client = as_user(helpdesk.agent)
+    before = stored(helpdesk)
+    with caplog.at_level(logging.WARNING):
+        for url in form_routes(helpdesk):
+            for body, content_type in (BODIES["nested 1500 deep"], BODIES["XML"], BODIES["NUL bytes"]):
+                response = client.post(url, body, content_type=content_type)
+                assert response.status_code == 400, (url, content_type, response.status_code)
     assert stored(helpdesk) == before
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
