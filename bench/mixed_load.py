@@ -83,7 +83,10 @@ def _before_the_fix() -> str:
     ).stdout.split()
     if not added:
         raise SystemExit("crm/retries.py has no history here: pass --anchor")
-    return added[-1] + "^"
+    parent = subprocess.run(
+        ["git", "rev-parse", added[-1] + "^"], cwd=REPO_ROOT, check=True, capture_output=True, text=True
+    )
+    return parent.stdout.strip()
 
 
 def _create_database(server: MariaDBServer, name: str) -> None:
