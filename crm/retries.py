@@ -1,11 +1,13 @@
 """Ticket writes that lose a lock race are tried again instead of answering 500.
 
-Every write to a ticket locks the ticket's row first (crm.tickets), so writers queue on it instead of
-deadlocking: before, a comment inserted its rows (shared locks on the ticket through their foreign
-keys) and then updated the ticket (an exclusive lock), and two such writers deadlocked (InnoDB error
-1213). A deadlock or lock-wait timeout that still happens (another table, an admin's long
-transaction) or SQLite's "database is locked" rolls back the whole transaction, which can simply
-run again: a bounded number of times, with a short random pause, then the error stands.
+Writes take their locks on a ticket in an order that cannot deadlock (crm.tickets): a change to the
+ticket locks its row first; a comment or an upload only adds rows (shared locks through their foreign
+keys) and moves the ticket's updated_at afterwards, in a statement of its own. Before, a comment
+inserted its rows and then updated the ticket within one transaction, and two such comments
+deadlocked (InnoDB error 1213): each held a shared lock and waited for the other's to go. A deadlock
+or lock-wait timeout that still happens (another table, an admin's long transaction) or SQLite's
+"database is locked" rolls back the whole transaction, which can simply run again: a bounded number
+of times, with a short random pause, then the error stands.
 """
 
 import random

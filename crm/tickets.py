@@ -116,16 +116,25 @@ def add_comment(ticket: Ticket, author, body: str, is_internal: bool = False) ->
         raise PermissionDenied("Only agents can write internal notes.")
     if not body.strip():
         raise ValidationError({"body": _("A comment cannot be empty.")})
-    return _insert_comment(ticket.pk, author, body, is_internal)
+    comment = _insert_comment(ticket, author, body, is_internal)
+    _touch(ticket.pk)
+    return comment
 
 
 @retrying
-def _insert_comment(pk: int, author, body: str, is_internal: bool) -> TicketComment:
-    ticket = _locked(pk)  # before the inserts: their foreign keys would take a shared lock first
+def _insert_comment(ticket: Ticket, author, body: str, is_internal: bool) -> TicketComment:
+    # Only rows added: the foreign keys take shared locks on the ticket, so comments on a busy ticket
+    # go in side by side. Taking the ticket's exclusive lock here as well (for updated_at) is what
+    # deadlocked two comments: each held a shared lock and waited for the other's to go.
     comment = TicketComment.objects.create(ticket=ticket, author=author, body=body, is_internal=is_internal)
     _log(ticket, author, "commented", {"internal": is_internal})
-    Ticket.objects.filter(pk=pk).update(updated_at=timezone.now())
     return comment
+
+
+@retrying
+def _touch(pk: int) -> None:
+    """The ticket's updated_at, in a statement of its own: an exclusive lock for one row, briefly."""
+    Ticket.objects.filter(pk=pk).update(updated_at=timezone.now())
 
 
 def add_attachment(ticket: Ticket, uploader, upload: UploadedFile) -> TicketAttachment:
@@ -146,7 +155,7 @@ def add_attachment(ticket: Ticket, uploader, upload: UploadedFile) -> TicketAtta
     )
     attachment.file.save(upload.name, upload, save=False)  # once, outside the retried transaction
     try:
-        _record_attachment(ticket.pk, attachment)
+        _record_attachment(attachment)
     except BaseException:
         attachment.file.delete(save=False)  # no row points at it
         raise
@@ -154,17 +163,17 @@ def add_attachment(ticket: Ticket, uploader, upload: UploadedFile) -> TicketAtta
 
 
 @retrying
-def _record_attachment(pk: int, attachment: TicketAttachment) -> None:
-    ticket = _locked(pk)
+def _record_attachment(attachment: TicketAttachment) -> None:
     attachment.pk = None  # a retried attempt inserts anew
     attachment.save()
     details = {"file": [None, attachment.filename], "size": [None, attachment.size]}
-    _log(ticket, attachment.uploaded_by, "attachment_added", details)
+    _log(attachment.ticket, attachment.uploaded_by, "attachment_added", details)
 
 
 def _locked(pk: int) -> Ticket:
-    """The ticket's row, locked for this transaction: every write to a ticket takes this lock first,
-    so concurrent writers wait in turn instead of deadlocking."""
+    """The ticket's row, locked for this transaction before anything else: a write that changes the
+    ticket takes its exclusive lock first, never after the shared locks of rows it adds (that order
+    deadlocks against another writer doing the same)."""
     return Ticket.objects.select_for_update().get(pk=pk)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from updater import layout
 from updater.layout import DeploymentRoot
 from updater.release import git_repo, releases
+from updater.run.files import write_atomically
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def _write_env(root: DeploymentRoot, source: Path | None, database_url: str | No
     if not values.get("MONITORING_TOKEN"):  # the updater's health wait needs it to see the version
         added["MONITORING_TOKEN"] = secrets.token_urlsafe(32)  # a later line wins over an empty one
     text = text.rstrip("\n") + "\n" + "".join(f"{name}={value}\n" for name, value in added.items())
-    root.env_file.write_text(text)
-    root.env_file.chmod(0o600)
+    write_atomically(
+        root.env_file, text.encode(), mode=0o600
+    )  # secrets: never readable by others, not even briefly
     return True
