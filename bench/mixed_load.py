@@ -61,7 +61,7 @@ def main() -> None:
         results = {}
         for name, code in ((f"before the fix ({anchor[:10]})", old_code), ("current", REPO_ROOT)):
             database = "anchor" if code == old_code else "current"
-            _create_database(db, database)
+            db.create_database(database)
             record = _run(code, tmp / database, db.url(database), args)
             errors = record.server_errors()
             rate = len(record.requests) / args.seconds
@@ -87,16 +87,6 @@ def _before_the_fix() -> str:
         ["git", "rev-parse", added[-1] + "^"], cwd=REPO_ROOT, check=True, capture_output=True, text=True
     )
     return parent.stdout.strip()
-
-
-def _create_database(server: MariaDBServer, name: str) -> None:
-    connection = server.root_connection()
-    try:
-        connection.cursor().execute(
-            f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
-    finally:
-        connection.close()
 
 
 def _run(code: Path, tmp: Path, database_url: str, args: argparse.Namespace) -> Record:

@@ -185,7 +185,7 @@ def _commit_tag(repo: Path, tag: str, message: str) -> None:
 
 
 def _updater_scenarios(tmp: Path, repo: Path, wheels: Path, server: MariaDBServer, args) -> list[Outcome]:
-    _create_database(server, "deployed")
+    server.create_database("deployed")
     root, port = tmp / "srv", free_port()
     pidfile = root / "shared" / "gunicorn.pid"
     env_file = tmp / "deployed.env"
@@ -268,7 +268,7 @@ def _maintenance_note(outcome: Outcome, root: Path) -> str:
 
 def _handbook_scenario(tmp: Path, repo: Path, wheels: Path, server: MariaDBServer, args) -> Outcome:
     """The handbook's deploy: everything in place, the server stopped for the whole of it."""
-    _create_database(server, "handbook")
+    server.create_database("handbook")
     site = tmp / "handbook"
     git("clone", "-q", str(repo), str(site), cwd=tmp)
     git("checkout", "-q", "v1.0.0", cwd=site)
@@ -324,16 +324,6 @@ def _handbook_scenario(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
     return Outcome(
         "(d) handbook: stop, checkout, pip, migrate", load.between(start, end), wall, start, end, "anchor"
     )
-
-
-def _create_database(server: MariaDBServer, name: str) -> None:
-    connection = server.root_connection()
-    try:
-        connection.cursor().execute(
-            f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
-    finally:
-        connection.close()
 
 
 def _gunicorn(

@@ -240,23 +240,19 @@ def record(label: str, failpoint: str, action: str, outcome: str) -> None:
     reports.fault_matrix.append((label, f"{action} at {failpoint}", outcome))
 
 
-@pytest.mark.parametrize(("failpoint", "action"), rows("update (migration)"))
-def test_update_with_a_migration(site, failpoint, action):
-    label = "update (migration)"
-    site.reset(V1)
-    inject(site, label, ["update", "--version", V2], failpoint, action)
-    check_consistent(site, V2 if COMMANDS[label].completes(failpoint) else V1)
-    assert not (site.root / "releases" / V1 / ".helpdesk-bad").exists()
-    record(label, failpoint, action, f"serving {(site.root / 'current').resolve().name}")
+UPDATES = {"update (migration)": (V1, V2), "update (no migration)": (V2, V8)}  # label: from, to
 
 
-@pytest.mark.parametrize(("failpoint", "action"), rows("update (no migration)"))
-def test_update_without_migrations(site, failpoint, action):
-    label = "update (no migration)"
-    site.reset(V2)
-    inject(site, label, ["update", "--version", V8], failpoint, action)
-    check_consistent(site, V8 if COMMANDS[label].completes(failpoint) else V2)
-    assert not (site.root / "releases" / V2 / ".helpdesk-bad").exists()
+@pytest.mark.parametrize(
+    ("label", "failpoint", "action"),
+    [pytest.param(label, *row.values, id=f"{label}: {row.id}") for label in UPDATES for row in rows(label)],
+)
+def test_update(site, label, failpoint, action):
+    start, target = UPDATES[label]
+    site.reset(start)
+    inject(site, label, ["update", "--version", target], failpoint, action)
+    check_consistent(site, target if COMMANDS[label].completes(failpoint) else start)
+    assert not (site.root / "releases" / start / ".helpdesk-bad").exists()
     record(label, failpoint, action, f"serving {(site.root / 'current').resolve().name}")
 
 

@@ -116,7 +116,16 @@ class MariaDBServer:
                 cursor.execute(f"CREATE USER '{self.user}'@'{host}' IDENTIFIED BY %s", (self.password,))
                 # Global privileges: the test runner creates and drops its own test_* databases.
                 cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{self.user}'@'{host}' WITH GRANT OPTION")
-            cursor.execute("CREATE DATABASE helpdesk CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        finally:
+            connection.close()
+        self.create_database("helpdesk")
+
+    def create_database(self, name: str) -> None:
+        connection = self.root_connection()
+        try:
+            connection.cursor().execute(
+                f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
         finally:
             connection.close()
 
