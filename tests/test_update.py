@@ -489,10 +489,14 @@ def test_gunicorn_serving_current_reports_the_new_version_after_a_hup_reload(dep
     )
     try:
         wait_until_serving(health, server)
-        assert requests.get(health, timeout=5).json()["version"] == "v1.0.0"
+        # health tells its version only to monitoring: with the token init_deployment generated
+        token = re.search(r"^MONITORING_TOKEN=(\S+)$", (deployed / "shared" / ".env").read_text(), re.M)[1]
+        monitoring = {"Authorization": f"Bearer {token}"}
+        assert requests.get(health, timeout=5).json() == {"status": "pass"}  # anonymous
+        assert requests.get(health, timeout=5, headers=monitoring).json()["version"] == "v1.0.0"
         result = update(deployed, "--version", "v2.0.0")
         assert result.returncode == 0, result.stderr
-        assert requests.get(health, timeout=5).json()["version"] == "v2.0.0"
+        assert requests.get(health, timeout=5, headers=monitoring).json()["version"] == "v2.0.0"
     finally:
         server.terminate()
         server.wait(timeout=30)
