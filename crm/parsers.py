@@ -17,6 +17,7 @@ from rest_framework.parsers import JSONParser
 
 MAX_DEPTH = 32
 LARGEST_INTEGER = 2**63 - 1  # a BIGINT column
+TOO_DEEP = f"JSON parse error - nested deeper than {MAX_DEPTH} levels"
 
 
 class SafeJSONParser(JSONParser):
@@ -26,11 +27,11 @@ class SafeJSONParser(JSONParser):
             text = codecs.getreader(encoding)(stream).read()
             data = json.loads(text, parse_constant=_refuse_constant, parse_float=_float, parse_int=_integer)
         except RecursionError:
-            raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels") from None
+            raise ParseError(TOO_DEEP) from None
         except ValueError as error:  # also UnicodeDecodeError: the bytes are not in the encoding
             raise ParseError(f"JSON parse error - {error}") from None
         if depth(data) > MAX_DEPTH:
-            raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels")
+            raise ParseError(TOO_DEEP)
         return data
 
 

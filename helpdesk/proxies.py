@@ -29,17 +29,25 @@ def client_address(request: HttpRequest) -> str:
 
 def resolve(remote_addr: str, forwarded_for: str, trusted: tuple[str, ...]) -> str:
     """The client's address for a request from remote_addr carrying X-Forwarded-For: forwarded_for."""
-    networks = _networks(trusted)
-    if not networks or not _within(remote_addr, networks):
+    if not trusted or not within(remote_addr, trusted):  # off by default: nothing to parse
         return remote_addr
     client = remote_addr
     for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
         if not _is_address(hop):
             break  # garbage in the chain: trust nothing further left
         client = hop
-        if not _within(hop, networks):
+        if not within(hop, trusted):
             break
     return client
+
+
+def within(address: str, specs: tuple[str, ...]) -> bool:
+    """Whether address lies in one of the networks specs (addresses or CIDRs); False for no address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in _networks(specs))
 
 
 class TrustedProxyMiddleware:
@@ -63,14 +71,6 @@ def _is_address(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _within(address: str, networks: tuple[Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
 
 
 @cache

@@ -31,7 +31,7 @@ from updater.backup.engines import Engine, EngineError, engine_for
 from updater.backup.manifest import (
     BackupBusy,
     BackupError,
-    BackupInvalid,
+    ChangedSinceVerified,
     Manifest,
     read_hashing,
     verify_backup,
@@ -351,10 +351,6 @@ def restore_backup(
             return RestoreResult(path, safety_result.path, counts, problems)
     except locks.LockHeld as held:
         raise _busy(held) from None
-
-
-class ChangedSinceVerified(BackupInvalid):
-    """The backup file read for the restore is not the one that was verified."""
 
 
 def _halfway_failpoint(chunks: Iterator[bytes]) -> Iterator[bytes]:

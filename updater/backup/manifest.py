@@ -27,6 +27,10 @@ class BackupInvalid(BackupError):
     """A backup file failed verification."""
 
 
+class ChangedSinceVerified(BackupInvalid):
+    """The backup file read for the restore is not the one that was verified."""
+
+
 class BackupBusy(BackupError):
     """Another backup or restore of the same database holds the lock."""
 
