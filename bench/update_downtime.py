@@ -38,7 +38,13 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.support.deployments import clone_project, git, wheelhouse_for  # noqa: E402
+from tests.support.deployments import (  # noqa: E402
+    clone_project,
+    git,
+    newest_migration,
+    next_migration,
+    wheelhouse_for,
+)
 from tests.support.mariadb import MariaDBServer  # noqa: E402
 from tests.support.processes import free_port, login, wait_until_serving  # noqa: E402
 
@@ -46,11 +52,11 @@ MONITORING_TOKEN = "bench-monitoring-token"  # noqa: S105  (health tells its ver
 MONITORING_HEADERS = {"Authorization": f"Bearer {MONITORING_TOKEN}"}
 
 FIELD = '    phone = models.CharField(max_length=40, blank=True, default="")\n'
-MIGRATION = """from django.db import migrations, models
+MIGRATION = f"""from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("crm", "0003_fill_resolution_notes")]
+    dependencies = [("crm", "{newest_migration()}")]
     operations = [
         migrations.AddField("organization", "phone", models.CharField(blank=True, default="", max_length=40)),
     ]
@@ -173,7 +179,7 @@ def _tagged_repository(path: Path) -> Path:
     models = repo / "crm" / "models.py"
     email = '    email = models.EmailField(_("email"), blank=True)\n'
     models.write_text(models.read_text().replace(email, email + FIELD, 1))
-    (repo / "crm" / "migrations" / "0004_organization_phone.py").write_text(MIGRATION)
+    (repo / "crm" / "migrations" / f"{next_migration('organization_phone')}.py").write_text(MIGRATION)
     _commit_tag(repo, "v2.0.0", "feat: organizations get a phone number")
     return repo
 

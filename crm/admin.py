@@ -62,10 +62,10 @@ class TicketCommentAdmin(admin.ModelAdmin):
 
 @admin.register(TicketAttachment)
 class TicketAttachmentAdmin(admin.ModelAdmin):
-    list_display = ["file", "ticket", "uploaded_by", "size", "content_type", "created_at"]
+    list_display = ["original_name", "ticket", "uploaded_by", "size", "content_type", "created_at"]
     list_filter = ["content_type", "created_at"]
     list_select_related = ["ticket", "uploaded_by"]
-    search_fields = ["file"]
+    search_fields = ["original_name", "file"]
     raw_id_fields = ["ticket", "uploaded_by"]
 
 

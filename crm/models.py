@@ -138,15 +138,27 @@ class TicketComment(models.Model):
 
 
 def attachment_path(instance: "TicketAttachment", filename: str) -> str:
-    """attachments/<ticket>/<random>/<the uploader's name, shortened to fit>.
+    """attachments/<ticket>/<32 random hex digits>[.<extension>]: a name we generate, never the uploader's.
 
-    The random folder is the generated part: two uploads of one name never meet, and nobody guesses
-    a path. The name is kept for the download, shortened so that it fits a file system's 255 *bytes*
-    (255 characters of 'ż' are 510) and the column's 255 characters for the whole path."""
-    folder = f"attachments/{instance.ticket_id}/{secrets.token_hex(8)}/"
-    # What the storage would strip anyway (it refuses, with an ERROR log line, a name left empty)
-    cleaned = re.sub(r"(?u)[^-\w.]", "", filename.strip().replace(" ", "_")).strip(".")
-    return folder + fit_name(cleaned, max_bytes=255, max_chars=255 - len(folder))
+    Nothing a customer types reaches the file system (no length, encoding or character surprises, two
+    uploads of one name never meet, nobody guesses a path); the uploader's name is kept in the row,
+    for the download. A plain short extension is kept so that the files still make sense to whoever
+    browses MEDIA_ROOT."""
+    extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+    suffix = f".{extension}" if _PLAIN_EXTENSION.fullmatch(extension) else ""
+    return f"attachments/{instance.ticket_id}/{secrets.token_hex(16)}{suffix}"
+
+
+_PLAIN_EXTENSION = re.compile(r"[a-z0-9]{1,10}")
+# Path separators and control characters: no part of a name a browser should be offered to save.
+_UNSAVEABLE = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def display_name(uploaded: str) -> str:
+    """The uploader's file name as it will be offered on download: the last path component, without
+    control characters, shortened (extension kept) to fit 255 bytes, the most a file system takes."""
+    base = _UNSAVEABLE.sub("", uploaded.replace("\\", "/").rsplit("/", 1)[-1]).strip().strip(".")
+    return fit_name(base, max_bytes=255, max_chars=255)
 
 
 def fit_name(name: str, *, max_bytes: int, max_chars: int) -> str:
@@ -170,6 +182,8 @@ class TicketAttachment(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ticket_attachments"
     )
     file = models.FileField(_("file"), upload_to=attachment_path, max_length=255)
+    # db_default: the release before this column keeps inserting attachments while it is being added.
+    original_name = models.CharField(_("file name"), max_length=255, blank=True, db_default="")
     size = models.PositiveBigIntegerField(_("size in bytes"))
     content_type = models.CharField(_("content type"), max_length=100)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
@@ -184,7 +198,9 @@ class TicketAttachment(models.Model):
 
     @property
     def filename(self) -> str:
-        return self.file.name.rsplit("/", 1)[-1]
+        """The name the uploader gave (what a download is offered as); files stored before names were
+        kept apart carry it in their path."""
+        return self.original_name or self.file.name.rsplit("/", 1)[-1]
 
 
 class ActivityLog(models.Model):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm import access
-from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment
+from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment, display_name
 from crm.retries import retrying
 
 Status = Ticket.Status
@@ -151,7 +151,11 @@ def add_attachment(ticket: Ticket, uploader, upload: UploadedFile) -> TicketAtta
     # The browser's claim about the type is only a hint; downloads are always sent as attachments.
     content_type = mimetypes.guess_type(upload.name)[0] or "application/octet-stream"
     attachment = TicketAttachment(
-        ticket=ticket, uploaded_by=uploader, size=upload.size, content_type=content_type
+        ticket=ticket,
+        uploaded_by=uploader,
+        original_name=display_name(upload.name),
+        size=upload.size,
+        content_type=content_type,
     )
     attachment.file.save(upload.name, upload, save=False)  # once, outside the retried transaction
     try:

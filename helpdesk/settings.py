@@ -161,7 +161,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(config("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": "crm.storage.GroupFileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -175,6 +175,8 @@ MEDIA_ROOT = Path(config("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 # else, whatever the umask of the process serving them.
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+# The group those files and folders belong to; empty: the service's own primary group.
+MEDIA_GROUP = config("MEDIA_GROUP", default="")
 
 # Attachments: largest accepted upload, in bytes (10 MiB by default).
 ATTACHMENT_MAX_BYTES = config("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024, cast=int)

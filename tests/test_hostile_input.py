@@ -3,15 +3,20 @@ answered 4xx with an error the client can read, never a 500, never an ERROR line
 check_system would count toward paging the on-call), and nothing is stored. Uploaded files and the
 log file are not readable by other local accounts."""
 
+import grp
 import logging
 import os
+import re
 import stat
+from urllib.parse import quote
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
+from crm import tickets
+from crm.checks import check_media_group
 from crm.models import ActivityLog, Ticket, TicketAttachment, TicketComment, fit_name
 from crm.parsers import MAX_DEPTH
 from helpdesk.log_files import PrivateRotatingFileHandler
@@ -186,7 +191,7 @@ def test_invalid_utf8_in_a_form_is_refused_or_replaced_never_a_500(helpdesk, as_
     ],
     ids=["polish", "chinese", "polish-250", "ascii-300", "emoji-no-extension", "ascii-255"],
 )
-def test_attachment_with_a_long_multibyte_name_is_stored_under_a_name_that_fits(
+def test_attachment_with_a_long_multibyte_name_is_stored_under_a_generated_name(
     helpdesk, as_user, name, settings, tmp_path
 ):
     settings.MEDIA_ROOT = tmp_path
@@ -195,14 +200,44 @@ def test_attachment_with_a_long_multibyte_name_is_stored_under_a_name_that_fits(
     upload = SimpleUploadedFile(name, b"%PDF-1.4 contents\n")
     assert client.post(f"/tickets/{ticket.pk}/attachments/", {"file": upload}).status_code == 302
     attachment = TicketAttachment.objects.get(ticket=ticket)
-    stored_name = attachment.filename
-    assert len(stored_name.encode()) <= 255 and len(attachment.file.name) <= 255
     suffix = name.rpartition(".")[2] if "." in name else ""
-    assert stored_name.endswith(f".{suffix}") if suffix else True
-    readable = name.split(".")[0][:5] if name[0].isalnum() else "file"  # nothing of 🙂 is kept
-    assert stored_name.split(".")[0][:5] == readable  # recognisably the uploader's name
+    kept = f"\\.{suffix}" if suffix else ""
+    assert re.fullmatch(rf"attachments/{ticket.pk}/[0-9a-f]{{32}}{kept}", attachment.file.name)
+    offered = attachment.filename  # what the download is offered as: the uploader's name, fitted
+    assert len(offered.encode()) <= 255
+    assert offered.endswith(f".{suffix}") if suffix else True
+    assert offered.split(".")[0][:5] == name.split(".")[0][:5]  # recognisably the uploader's name
     download = client.get(f"/tickets/attachments/{attachment.pk}/")
     assert download.status_code == 200 and b"".join(download.streaming_content) == b"%PDF-1.4 contents\n"
+    assert quote(offered) in download["Content-Disposition"]
+
+
+@pytest.mark.parametrize(
+    ("uploaded", "offered", "extension"),
+    [
+        ("../../etc/passwd", "passwd", ""),
+        ("C:\\Users\\ana\\raport.PDF", "raport.PDF", ".pdf"),
+        ("new\nline\r.txt", "newline.txt", ".txt"),
+        ("archive.tar.gz", "archive.tar.gz", ".gz"),
+        ("weird.ex$e", "weird.ex$e", ""),
+        ("...", "file", ""),
+    ],
+)
+def test_the_uploaders_name_never_reaches_the_file_system(
+    helpdesk, as_user, settings, tmp_path, uploaded, offered, extension
+):
+    settings.MEDIA_ROOT = tmp_path
+    client = as_user(helpdesk.alice)
+    ticket = helpdesk.acme_ticket
+    # Straight to the function the views use: the multipart parser would already drop some of it.
+    upload = SimpleUploadedFile(uploaded, b"data\n")
+    attachment = tickets.add_attachment(ticket, helpdesk.alice, upload)
+    assert attachment.filename == offered
+    assert re.fullmatch(
+        rf"attachments/{ticket.pk}/[0-9a-f]{{32}}{re.escape(extension)}", attachment.file.name
+    )
+    assert [p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()] == ["attachments"]
+    assert client.get(f"/tickets/attachments/{attachment.pk}/").status_code == 200
 
 
 def test_two_uploads_of_one_name_keep_both_files(helpdesk, as_user, settings, tmp_path):
@@ -214,9 +249,10 @@ def test_two_uploads_of_one_name_keep_both_files(helpdesk, as_user, settings, tm
             client.post(f"/tickets/{helpdesk.acme_ticket.pk}/attachments/", {"file": upload}).status_code
             == 302
         )
-    files = [a.file for a in TicketAttachment.objects.order_by("id")]
-    assert [f.name.rsplit("/", 1)[1] for f in files] == ["report.txt", "report.txt"]
-    assert [f.read() for f in files] == [b"first\n", b"second\n"]
+    attachments = list(TicketAttachment.objects.order_by("id"))
+    assert [a.filename for a in attachments] == ["report.txt", "report.txt"]
+    assert attachments[0].file.name != attachments[1].file.name
+    assert [a.file.read() for a in attachments] == [b"first\n", b"second\n"]
 
 
 def test_fit_name_boundaries():
@@ -246,6 +282,29 @@ def test_uploaded_attachment_and_its_folder_are_private(helpdesk, as_user, setti
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o750
     assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o750
+
+
+def test_uploads_and_their_new_folders_go_to_the_configured_group(helpdesk, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    settings.MEDIA_GROUP = "nogroup"
+    nogroup = grp.getgrnam("nogroup").gr_gid
+    first = tickets.add_attachment(helpdesk.acme_ticket, helpdesk.alice, SimpleUploadedFile("a.txt", b"a"))
+    second = tickets.add_attachment(helpdesk.acme_ticket, helpdesk.alice, SimpleUploadedFile("b.txt", b"b"))
+    for attachment in (first, second):
+        path = tmp_path / attachment.file.name
+        assert [path.stat().st_gid, path.parent.stat().st_gid, path.parent.parent.stat().st_gid] == [
+            nogroup
+        ] * 3
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert tmp_path.stat().st_gid != nogroup  # MEDIA_ROOT itself is the administrator's to set
+
+
+def test_an_unknown_media_group_is_a_system_check_error(settings):
+    settings.MEDIA_GROUP = "no-such-group-here"
+    errors = [e for e in check_media_group() if e.id == "crm.E001"]
+    assert errors and "'no-such-group-here' is not a group on this machine" in errors[0].msg
+    settings.MEDIA_GROUP = "nogroup"
+    assert check_media_group() == []
 
 
 def test_log_file_is_created_private_and_an_open_one_is_tightened(tmp_path):

@@ -92,3 +92,43 @@ def test_resolution_notes_column_comes_and_goes_with_its_migration(migrate_to):
     with connection.cursor() as cursor:
         columns = {c.name for c in connection.introspection.get_table_description(cursor, "crm_ticket")}
     assert "resolution_notes" in columns
+
+
+ORIGINAL_NAME = ("crm", "0004_ticketattachment_original_name")
+
+
+def test_attachments_stored_before_names_were_kept_apart_get_their_name_from_the_path(migrate_to):
+    apps = migrate_to(AFTER_FILL)
+    ids = _make_tickets(apps)
+    Attachment = apps.get_model("crm", "TicketAttachment")
+    old = Attachment.objects.create(
+        ticket_id=ids["new"],
+        uploaded_by=apps.get_model("auth", "User").objects.get(),
+        file="attachments/1/0a1b2c3d4e5f6a7b/raport_kwartalny.pdf",
+        size=10,
+        content_type="application/pdf",
+    )
+    apps = migrate_to(ORIGINAL_NAME)
+    assert apps.get_model("crm", "TicketAttachment").objects.get(pk=old.pk).original_name == (
+        "raport_kwartalny.pdf"
+    )
+
+
+def test_the_release_before_the_name_column_can_still_insert_attachments(migrate_to):
+    """The column has a database default: code that does not know it keeps working while it exists."""
+    apps = migrate_to(ORIGINAL_NAME)
+    ids = _make_tickets(apps)
+    with connection.cursor() as cursor:  # the INSERT the older code sends: no original_name
+        cursor.execute(
+            "INSERT INTO crm_ticketattachment"
+            " (ticket_id, uploaded_by_id, file, size, content_type, created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+            [
+                ids["new"],
+                apps.get_model("auth", "User").objects.get().pk,
+                "attachments/x/a.txt",
+                1,
+                "text/plain",
+                "2026-11-27 12:00:00",
+            ],
+        )
+    assert apps.get_model("crm", "TicketAttachment").objects.get().original_name == ""

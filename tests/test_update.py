@@ -23,7 +23,14 @@ import requests
 from django.db import connection
 
 from tests.support import reports
-from tests.support.deployments import REPO_ROOT, clone_project, git, wheelhouse_for
+from tests.support.deployments import (
+    REPO_ROOT,
+    clone_project,
+    git,
+    newest_migration,
+    next_migration,
+    wheelhouse_for,
+)
 from tests.support.mailbox import Mailbox
 from tests.support.processes import free_port, wait_until_serving
 from tests.support.webhooks import Webhook
@@ -34,19 +41,23 @@ from updater.run import locks
 
 pytestmark = pytest.mark.slow
 
+NEWEST = newest_migration()  # of this checkout: v1.0.0's last
+PHONE = next_migration("organization_phone")  # v2.0.0's and v9.0.0's
+BROKEN = next_migration("broken", after=2)
+SLOW = next_migration("slow", after=2)
 FIELD = '    phone = models.CharField(max_length=40, blank=True, default="")\n'
-MIGRATION_V2 = """from django.db import migrations, models
+MIGRATION_V2 = f"""from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("crm", "0003_fill_resolution_notes")]
+    dependencies = [("crm", "{NEWEST}")]
     operations = [
         migrations.AddField(
             "organization", "phone", models.CharField(blank=True, default="", max_length=40)
         ),
     ]
 """
-MIGRATION_V3 = """from django.db import migrations, models
+MIGRATION_V3 = f"""from django.db import migrations, models
 
 
 def fail(apps, schema_editor):
@@ -54,7 +65,7 @@ def fail(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("crm", "0004_organization_phone")]
+    dependencies = [("crm", "{PHONE}")]
     operations = [
         migrations.AddField("organization", "fax", models.CharField(blank=True, default="", max_length=40)),
         migrations.RunPython(fail, migrations.RunPython.noop),
@@ -62,7 +73,7 @@ class Migration(migrations.Migration):
 """
 
 
-MIGRATION_IRREVERSIBLE = """from django.db import migrations, models
+MIGRATION_IRREVERSIBLE = f"""from django.db import migrations, models
 
 
 def fill(apps, schema_editor):
@@ -70,7 +81,7 @@ def fill(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("crm", "0003_fill_resolution_notes")]
+    dependencies = [("crm", "{NEWEST}")]
     operations = [
         migrations.AddField(
             "organization", "phone", models.CharField(blank=True, default="", max_length=40)
@@ -79,7 +90,7 @@ class Migration(migrations.Migration):
     ]
 """
 
-MIGRATION_SLOW = """import time
+MIGRATION_SLOW = f"""import time
 
 from django.db import migrations, models
 
@@ -90,7 +101,7 @@ def wait(apps, schema_editor):
 
 class Migration(migrations.Migration):
     atomic = False
-    dependencies = [("crm", "0004_organization_phone")]
+    dependencies = [("crm", "{PHONE}")]
     operations = [
         migrations.AddField("organization", "fax", models.CharField(blank=True, default="", max_length=40)),
         migrations.RunPython(wait, migrations.RunPython.noop),
@@ -112,13 +123,13 @@ def tagged_repo(tmp_path_factory) -> Path:
     source = models_py.read_text()
     email_line = '    email = models.EmailField(_("email"), blank=True)\n'
     models_py.write_text(source.replace(email_line, email_line + FIELD, 1))
-    (repo / "crm" / "migrations" / "0004_organization_phone.py").write_text(MIGRATION_V2)
+    (repo / "crm" / "migrations" / f"{PHONE}.py").write_text(MIGRATION_V2)
     _commit_tag(repo, "v2.0.0", "feat: organizations get a phone number")
-    (repo / "crm" / "migrations" / "0005_broken.py").write_text(MIGRATION_V3)
+    (repo / "crm" / "migrations" / f"{BROKEN}.py").write_text(MIGRATION_V3)
     _commit_tag(repo, "v3.0.0", "fix: a migration that fails")
     git("checkout", "-q", "v2.0.0", cwd=repo)
     git("checkout", "-q", "-b", "slow", cwd=repo)
-    (repo / "crm" / "migrations" / "0005_slow.py").write_text(MIGRATION_SLOW)
+    (repo / "crm" / "migrations" / f"{SLOW}.py").write_text(MIGRATION_SLOW)
     _commit_tag(repo, "v4.0.0", "feat: a migration that takes its time")
     git("checkout", "-q", "v1.0.0", cwd=repo)
     git("checkout", "-q", "-b", "broken-list", cwd=repo)
@@ -134,7 +145,7 @@ def tagged_repo(tmp_path_factory) -> Path:
     _commit_tag(repo, "v8.0.0", "fix: a patch release without migrations")
     git("checkout", "-q", "-b", "irreversible", "v1.0.0", cwd=repo)
     models_py.write_text(source.replace(email_line, email_line + FIELD, 1))
-    (repo / "crm" / "migrations" / "0004_organization_phone.py").write_text(MIGRATION_IRREVERSIBLE)
+    (repo / "crm" / "migrations" / f"{PHONE}.py").write_text(MIGRATION_IRREVERSIBLE)
     _commit_tag(repo, "v9.0.0", "feat: phone numbers, filled in once")
     git("checkout", "-q", "main" if "main" in git("branch", cwd=repo) else "master", cwd=repo)
     return repo
@@ -248,7 +259,7 @@ def test_update_with_a_migration_serves_the_new_release_and_keeps_the_data(deplo
     before = schema_and_rows(deployed)
     result = update(deployed, "--version", "v2.0.0", "--verbosity", "2")
     assert result.returncode == 0, result.stderr
-    assert "Updated v1.0.0 -> v2.0.0 (migrations: crm.0004_organization_phone" in result.stdout
+    assert f"Updated v1.0.0 -> v2.0.0 (migrations: crm.{PHONE}" in result.stdout
     assert re.search(r"update: migrate done in \d+\.\d s", result.stdout)  # each step as it runs
     assert (deployed / "current").resolve().name == "v2.0.0"
     assert (deployed / "previous").resolve().name == "v1.0.0"
@@ -519,7 +530,7 @@ def test_dry_run_prepares_the_release_and_changes_nothing_live(deployed):
     before = schema_and_rows(deployed)
     result = update(deployed, "--version", "v2.0.0", "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert "Dry run: v1.0.0 -> v2.0.0 prepared; migrations: crm.0004_organization_phone." in result.stdout
+    assert f"Dry run: v1.0.0 -> v2.0.0 prepared; migrations: crm.{PHONE}." in result.stdout
     assert (deployed / "current").resolve().name == "v1.0.0"
     assert schema_and_rows(deployed) == before
     assert not list((deployed / "shared" / "backups").glob("*.gz"))
@@ -596,7 +607,7 @@ def test_rollback_over_an_irreversible_migration_restores_the_backup_only_when_c
 
     unconfirmed = run_manage(deployed / "current", "rollback")  # stdin is not a terminal
     assert unconfirmed.returncode == 2
-    assert "cannot be reversed: crm.0004_organization_phone" in unconfirmed.stderr
+    assert f"cannot be reversed: crm.{PHONE}" in unconfirmed.stderr
     assert "loses every change made since then: tickets created: 1" in unconfirmed.stderr
     insisting = run_manage(deployed / "current", "rollback", "--db", "migrate")
     assert insisting.returncode == 2 and "use --db restore" in insisting.stderr
@@ -670,9 +681,7 @@ def test_update_plan_lists_what_migrate_then_applies(deployed):
     assert (plan["format"], plan["current"], plan["target"]) == (1, "v1.0.0", "v2.0.0")
     assert [c["subject"] for c in plan["commits"]["feat"]] == ["feat: organizations get a phone number"]
     assert plan["update_class"] == "important" and plan["breaking"] == []
-    assert plan["migrations"] == [
-        {"name": "crm.0004_organization_phone", "irreversible": False, "reasons": []}
-    ]
+    assert plan["migrations"] == [{"name": f"crm.{PHONE}", "irreversible": False, "reasons": []}]
     assert plan["maintenance_needed"] and not plan["requirements_changed"]
 
     assert update(deployed, "--version", "v2.0.0").returncode == 0
@@ -683,7 +692,7 @@ def test_update_plan_lists_what_migrate_then_applies(deployed):
 def test_update_plan_flags_irreversible_migrations_and_defaults_to_the_newest_tag(deployed, tagged_repo):
     text = run_manage(deployed / "current", "update_plan", "--version", "v9.0.0")
     assert text.returncode == 0, text.stderr
-    assert "crm.0004_organization_phone  IRREVERSIBLE: RunPython without reverse_code" in text.stdout
+    assert f"crm.{PHONE}  IRREVERSIBLE: RunPython without reverse_code" in text.stdout
     assert "Class: important (window always: open now)" in text.stdout
     newest = git("tag", "--list", "--sort=version:refname", cwd=tagged_repo).split()[-1]
     default = json.loads(

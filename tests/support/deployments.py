@@ -29,3 +29,18 @@ def clone_project(destination: Path) -> Path:
     git("config", "user.email", "tests@helpdesk.example", cwd=destination)
     git("config", "user.name", "Helpdesk tests", cwd=destination)
     return destination
+
+
+def migrations(app: str = "crm") -> list[str]:
+    """The app's migrations in this checkout, oldest first: "0001_initial", ..."""
+    return sorted(p.stem for p in (REPO_ROOT / app / "migrations").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def newest_migration(app: str = "crm") -> str:
+    """The app's newest migration in this checkout: what a test release's own migrations follow."""
+    return migrations(app)[-1]
+
+
+def next_migration(name: str, *, after: int = 1, app: str = "crm") -> str:
+    """A migration name numbered `after` places past the newest: "0005_organization_phone"."""
+    return f"{int(newest_migration(app)[:4]) + after:04d}_{name}"
