@@ -121,7 +121,8 @@ def test_the_release_before_the_name_column_can_still_insert_attachments(migrate
     with connection.cursor() as cursor:  # the INSERT the older code sends: no original_name
         cursor.execute(
             "INSERT INTO crm_ticketattachment"
-            " (ticket_id, uploaded_by_id, file, size, content_type, created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+            " (ticket_id, uploaded_by_id, file, size, content_type, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
             [
                 ids["new"],
                 apps.get_model("auth", "User").objects.get().pk,
