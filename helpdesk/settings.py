@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "axes",
+    "corsheaders",
     "crm",
     "updater",
     "monitoring",
@@ -63,6 +64,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: who the client is, behind a trusted reverse proxy (helpdesk/proxies.py)
     "helpdesk.proxies.TrustedProxyMiddleware",
+    # Answers a dashboard's preflight before anything else may refuse it (only for MONITORING_CORS_*).
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before everything that touches the database: maintenance mode must answer without it.
     "updater.middleware.MaintenanceModeMiddleware",
@@ -221,6 +224,14 @@ STATUS_PAGE_TOKEN = config("STATUS_PAGE_TOKEN", default="")
 # Monitoring (monitoring/): who sees details, what is probed, thresholds (the handbook's defaults), alerts.
 MONITORING_TOKEN = config("MONITORING_TOKEN", default="")
 MONITORING_ALLOWED_IPS = config("MONITORING_ALLOWED_IPS", default="", cast=Csv())
+# Browser dashboards on other origins that may read the probes, status and metrics (django-cors-headers;
+# nothing else of the site is shared, and no cookie: they send MONITORING_TOKEN as a bearer token).
+CORS_ALLOWED_ORIGINS = config("MONITORING_CORS_ORIGINS", default="", cast=Csv())
+CORS_URLS_REGEX = r"^/monitoring/(health|ready|status|metrics)/?$"
+CORS_ALLOW_METHODS = ("GET", "OPTIONS")
+CORS_ALLOW_HEADERS = ("authorization",)
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 3600
 MONITORED_SERVICES = config("MONITORED_SERVICES", default="", cast=Csv())
 MONITORED_DISKS = config("MONITORED_DISKS", default="/", cast=Csv())
 MONITORED_ERROR_LOGS = config("MONITORED_ERROR_LOGS", default="", cast=Csv())

@@ -48,20 +48,34 @@ class HelpdeskCollector:
             if check.name.startswith("disk ") and check.observed is not None:
                 disk.add_metric([check.name.removeprefix("disk ")], check.observed / 100)
         yield disk
-        yield _gauge("helpdesk_cpu_count", "CPU cores", os.cpu_count() or 1)
+        # _cores, not _count: Prometheus reserves the _count suffix for histograms and summaries.
+        yield _gauge("helpdesk_cpu_cores", "CPU cores", os.cpu_count() or 1)
+        yield _gauge("helpdesk_cpu_used_ratio", "Busy share of all cores", status.cpu_percent() / 100)
         yield _gauge("helpdesk_maintenance_mode", "1 while maintenance mode is on", int(maintenance.is_on()))
         last = status.last_update()
         if last and last.get("finished_at"):
-            finished = datetime.fromisoformat(last["finished_at"]).timestamp()
-            yield _gauge(
-                "helpdesk_last_update_finished_timestamp_seconds", "When the last run ended", finished
-            )
-            yield _gauge(
-                "helpdesk_last_update_success",
-                "1 if the last run succeeded",
-                int(last.get("status") == "succeeded"),
-            )
+            yield from _last_update(last)
         yield _gauge("helpdesk_scrape_timestamp_seconds", "When this page was made", time.time())
+
+
+def _last_update(run: dict):
+    """The newest run of the journal (update, rollback, safe_migrate...): outcome, end and durations."""
+    finished = datetime.fromisoformat(run["finished_at"]).timestamp()
+    yield _gauge("helpdesk_last_update_finished_timestamp_seconds", "When the last run ended", finished)
+    yield _gauge(
+        "helpdesk_last_update_success", "1 if the last run succeeded", int(run.get("status") == "succeeded")
+    )
+    if run.get("started_at"):
+        started = datetime.fromisoformat(run["started_at"]).timestamp()
+        yield _gauge(
+            "helpdesk_last_update_duration_seconds", "How long the last run took", finished - started
+        )
+    if run.get("maintenance_seconds") is not None:
+        yield _gauge(
+            "helpdesk_last_update_maintenance_seconds",
+            "How long the last run kept the site in maintenance mode",
+            run["maintenance_seconds"],
+        )
 
 
 def exposition() -> bytes:

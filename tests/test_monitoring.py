@@ -1,7 +1,10 @@
 """/monitoring/status/, /monitoring/metrics and the dashboard: shape, thresholds, access, maintenance."""
 
 import json
+import shutil
+import subprocess
 import time
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -43,11 +46,11 @@ def test_status_keeps_the_handbooks_keys_and_adds_checks_with_units_and_threshol
 @pytest.mark.django_db
 def test_anyone_else_gets_only_the_overall_status(client, helpdesk, settings):
     anonymous = client.get("/monitoring/status/").json()
-    assert set(anonymous) == {"status", "timestamp"}
+    assert set(anonymous) == {"status", "timestamp", "timestamp_iso"}
     wrong = client.get("/monitoring/status/", HTTP_AUTHORIZATION="Bearer guess").json()
-    assert set(wrong) == {"status", "timestamp"}
+    assert set(wrong) == {"status", "timestamp", "timestamp_iso"}
     client.force_login(helpdesk.alice)  # a customer
-    assert set(client.get("/monitoring/status/").json()) == {"status", "timestamp"}
+    assert set(client.get("/monitoring/status/").json()) == {"status", "timestamp", "timestamp_iso"}
     client.force_login(helpdesk.admin)  # staff
     assert "checks" in client.get("/monitoring/status/").json()
     client.logout()
@@ -96,6 +99,26 @@ def test_status_reads_service_states_and_the_cpu_sample_from_the_state_file(clie
 
 
 @pytest.mark.django_db
+def test_without_a_fresh_cpu_sample_status_measures_the_cpu_not_the_load(client, monkeypatch, settings):
+    """A load of 1.1 per core is not 100 % CPU: processes waiting on disk count in the load."""
+    state.save({"cpu": {"at": time.time() - settings.MONITORING_STALE_SECONDS - 1, "percent": 99.0}})
+    monkeypatch.setattr("os.getloadavg", lambda: (2.2, 2.2, 2.2))
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    measured = []
+    monkeypatch.setattr("psutil.cpu_percent", lambda interval: measured.append(interval) or 37.5)
+    assert detailed(client).json()["cpu_usage"] == 37.5
+    assert measured == [0.1]  # a short sample, not check_system's stale one
+
+
+@pytest.mark.django_db
+def test_status_time_is_epoch_seconds_and_the_same_instant_in_iso_8601(client):
+    for body in (detailed(client).json(), client.get("/monitoring/status/").json()):
+        iso = datetime.fromisoformat(body["timestamp_iso"])
+        assert iso.utcoffset() == timedelta(0)
+        assert iso.timestamp() == pytest.approx(body["timestamp"], abs=1e-5)
+
+
+@pytest.mark.django_db
 def test_status_and_metrics_answer_during_maintenance_and_say_so(client, state_dir):
     state_dir.path.mkdir()
     state_dir.maintenance_flag.write_text("{}")
@@ -117,6 +140,45 @@ def test_metrics_use_base_units_and_need_detail_access(client):
     assert 'helpdesk_info{environment="' in text
 
 
+def _journal_run(updates, stamp: str, version: str, outcome: str) -> None:
+    run = {
+        "id": stamp,
+        "command": "update",
+        "from_version": "v1.0.0",
+        "to_version": version,
+        "status": outcome,
+        "started_at": "2026-11-02T00:00:00+00:00",
+        "finished_at": "2026-11-02T00:01:00+00:00",
+        "steps": [],
+        "facts": {"maintenance_seconds": 2.5},
+    }
+    (updates / f"{stamp}-update.json").write_text(json.dumps(run))
+
+
+@pytest.mark.django_db
+def test_metrics_pass_promtool_and_hold_what_a_prometheus_user_expects(client, state_dir, settings):
+    from updater.backup import backups
+
+    state_dir.updates.mkdir(parents=True)
+    _journal_run(state_dir.updates, "20261102T000000000000Z", "v1.2.0", "succeeded")
+    backups.create_backup(output=None)
+    checks.clear_cache()
+    state_dir.maintenance_flag.write_text("{}")
+    text = client.get("/monitoring/metrics", HTTP_AUTHORIZATION="Bearer token-for-dashboards").content
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/bootstrap.sh --test installs it (Debian's prometheus)"
+    linted = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    values = dict(line.rsplit(" ", 1) for line in text.decode().splitlines() if not line.startswith("#"))
+    assert float(values["helpdesk_last_update_success"]) == 1.0
+    assert float(values["helpdesk_last_update_duration_seconds"]) == 60.0
+    assert float(values["helpdesk_last_update_maintenance_seconds"]) == 2.5
+    assert float(values["helpdesk_last_update_finished_timestamp_seconds"]) == 1793577660.0
+    assert 0 <= float(values["helpdesk_backup_age_seconds"]) < 60
+    assert float(values["helpdesk_maintenance_mode"]) == 1.0
+    assert float(values["helpdesk_cpu_cores"]) >= 1 and 0 <= float(values["helpdesk_cpu_used_ratio"]) <= 1
+
+
 @pytest.mark.django_db
 def test_last_update_comes_from_the_newest_journal(client, state_dir):
     updates = state_dir.updates
@@ -125,18 +187,7 @@ def test_last_update_comes_from_the_newest_journal(client, state_dir):
         ("20261101T000000000000Z", "v1.1.0", "succeeded"),
         ("20261102T000000000000Z", "v1.2.0", "rolled back"),
     ):
-        run = {
-            "id": stamp,
-            "command": "update",
-            "from_version": "v1.0.0",
-            "to_version": version,
-            "status": outcome,
-            "started_at": "2026-11-02T00:00:00+00:00",
-            "finished_at": "2026-11-02T00:01:00+00:00",
-            "steps": [],
-            "facts": {"maintenance_seconds": 2.5},
-        }
-        (updates / f"{stamp}-update.json").write_text(json.dumps(run))
+        _journal_run(updates, stamp, version, outcome)
     last = detailed(client).json()["last_update"]
     assert (last["to_version"], last["status"], last["maintenance_seconds"]) == ("v1.2.0", "rolled back", 2.5)
 
@@ -183,3 +234,45 @@ def test_ready_fails_with_pending_migrations_and_says_how_many_only_to_monitorin
     assert anonymous.status_code == 503 and anonymous.json() == {"status": "fail"}
     detailed_ready = client.get("/monitoring/ready/", HTTP_AUTHORIZATION="Bearer token-for-dashboards")
     assert detailed_ready.status_code == 503 and detailed_ready.json()["pending_migrations"] == 1
+
+
+DASHBOARD = "https://grafana.example.com"
+
+
+@pytest.mark.django_db
+def test_cross_origin_reads_are_off_until_an_origin_is_listed(client):
+    response = detailed(client, HTTP_ORIGIN=DASHBOARD)
+    assert response.status_code == 200 and "Access-Control-Allow-Origin" not in response
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/monitoring/status/", "/monitoring/metrics", "/monitoring/health/"])
+def test_a_listed_dashboard_may_read_the_probes_with_its_token_across_origins(
+    client, settings, state_dir, path
+):
+    settings.CORS_ALLOWED_ORIGINS = [DASHBOARD]
+    state_dir.path.mkdir()
+    state_dir.maintenance_flag.write_text("{}")  # answered during maintenance too
+    preflight = client.options(
+        path,
+        HTTP_ORIGIN=DASHBOARD,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization",
+    )
+    assert preflight.status_code == 200
+    assert preflight["Access-Control-Allow-Origin"] == DASHBOARD
+    assert "authorization" in preflight["Access-Control-Allow-Headers"]
+    assert "GET" in preflight["Access-Control-Allow-Methods"]
+    assert "Access-Control-Allow-Credentials" not in preflight  # no cookies: the token says who
+    read = client.get(path, HTTP_ORIGIN=DASHBOARD, HTTP_AUTHORIZATION="Bearer token-for-dashboards")
+    assert read.status_code == 200 and read["Access-Control-Allow-Origin"] == DASHBOARD
+    stranger = client.get(path, HTTP_ORIGIN="https://evil.example", HTTP_AUTHORIZATION="Bearer x")
+    assert "Access-Control-Allow-Origin" not in stranger
+
+
+@pytest.mark.django_db
+def test_the_rest_of_the_site_is_never_shared_across_origins(client, settings, helpdesk):
+    settings.CORS_ALLOWED_ORIGINS = [DASHBOARD]
+    for path in ("/tickets/", "/api/tickets/", "/monitoring/dashboard/", "/login/"):
+        response = client.get(path, HTTP_ORIGIN=DASHBOARD)
+        assert "Access-Control-Allow-Origin" not in response, path
