@@ -20,10 +20,19 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 _env_file = os.environ.get("ENV_FILE", "")
 if _env_file and not Path(_env_file).is_file():
     raise ImproperlyConfigured(f"ENV_FILE points to {_env_file}, which is not a readable file.")
+_env_beside_code = BASE_DIR / ".env"
+if not _env_file and _env_beside_code.exists() and not os.access(_env_beside_code, os.R_OK):
+    # e.g. a web server's own account reading a release's 0640 .env: say so, not a PermissionError
+    raise ImproperlyConfigured(
+        f"{_env_beside_code} exists but this process (uid {os.getuid()}) cannot read it: run the "
+        "application as the deployment's user (mod_wsgi: WSGIDaemonProcess user= group=)."
+    )
 config = Config(RepositoryEnv(_env_file)) if _env_file else AutoConfig(search_path=str(BASE_DIR))
 
 ENVIRONMENTS = ("dev", "test", "staging", "prod")
-ENVIRONMENT = config("ENVIRONMENT", default="dev")
+ENVIRONMENT = config("ENVIRONMENT", default="")
+ENVIRONMENT_CONFIGURED = bool(ENVIRONMENT)  # said in ENV_FILE, .env or the environment (helpdesk/wsgi.py)
+ENVIRONMENT = ENVIRONMENT or "dev"
 if ENVIRONMENT not in ENVIRONMENTS:
     raise ImproperlyConfigured(f"ENVIRONMENT must be one of {', '.join(ENVIRONMENTS)}, not {ENVIRONMENT!r}.")
 IS_DEV = ENVIRONMENT == "dev"

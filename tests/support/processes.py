@@ -15,14 +15,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_serving(url: str, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
-    """Poll url until anything answers; fail early if the server process died."""
+def wait_until_serving(
+    url: str, process: subprocess.Popen | None = None, timeout: float = 60, verify: bool | str = True
+) -> None:
+    """Poll url until anything answers; fail early if the server process died. `verify`: the CA
+    bundle of a test's own certificate, for HTTPS."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode} before answering {url}")
         try:
-            requests.get(url, timeout=2)
+            requests.get(url, timeout=2, verify=verify)
             return
         except requests.ConnectionError:
             time.sleep(0.1)
