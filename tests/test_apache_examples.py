@@ -183,6 +183,7 @@ def _stop(apache: subprocess.Popen) -> None:
 def _agent_session(base: str, cert: Path) -> requests.Session:
     session = requests.Session()
     session.verify = str(cert)
+    session.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would win over verify
     session.get(base + "/login/", timeout=30)
     answer = session.post(
         base + "/login/",
