@@ -236,6 +236,7 @@ def test_the_proxy_example_serves_gunicorn_over_https(deployment, certificate, t
         "GUNICORN_PIDFILE": str(tmp_path / "gunicorn.pid"),
     }
     gunicorn = start_gunicorn(env, deployment / "current", sys.executable, log=tmp_path / "gunicorn.log")
+    wait_until_serving(f"http://127.0.0.1:{upstream}/monitoring/health/", gunicorn)
     site = _site(
         "helpdesk-proxy.conf",
         deployment,
