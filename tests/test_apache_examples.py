@@ -5,10 +5,12 @@ substituted; a test that passes here is a configuration a sysadmin can copy."""
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,7 @@ EXAMPLES = REPO_ROOT / "deploy" / "apache"
 MODULES = Path("/usr/lib/apache2/modules")
 # The daemon's account: the example's `helpdesk` user does not exist on a test machine.
 ACCOUNT, GROUP = "nobody", "nogroup"
+TOKEN = "apache-monitoring-token"  # noqa: S105
 
 SETUP = """
 from django.contrib.auth import get_user_model
@@ -35,6 +38,15 @@ Ticket.objects.create(title="Printer through Apache", description="d", organizat
 """
 
 
+def _release(root: Path, tag: str) -> Path:
+    """A release as `update` prepares one: the code, VERSION, the venv and the .env link."""
+    release = clone_project(root / "releases" / tag)
+    (release / "VERSION").write_text(tag + "\n")
+    (release / ".venv").symlink_to(sys.prefix)
+    (release / ".env").symlink_to("../../shared/.env")
+    return release
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[Path]:
     """/srv/helpdesk's layout in a folder other accounts may traverse (pytest's own is 0700)."""
@@ -43,9 +55,7 @@ def deployment(tmp_path_factory) -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="helpdesk-apache-", dir="/var/tmp"))
     base.chmod(0o755)
     root = base / "srv"
-    release = clone_project(root / "releases" / "v1.0.0")
-    (release / ".venv").symlink_to(sys.prefix)
-    (release / ".env").symlink_to("../../shared/.env")
+    release = _release(root, "v1.0.0")
     (root / "current").symlink_to("releases/v1.0.0")
     shared = root / "shared"
     (shared / "logs").mkdir(parents=True)
@@ -60,6 +70,7 @@ def deployment(tmp_path_factory) -> Iterator[Path]:
         f"UPDATER_ROOT={root}\n"
         # the proxy example's settings, harmless under mod_wsgi (which sees no forwarded headers)
         "SECURE_PROXY_SSL_HEADER=True\nTRUSTED_PROXIES=127.0.0.1\n"
+        f"MONITORING_TOKEN={TOKEN}\n"
     )
     env_file.chmod(0o640)
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ENV"))}
@@ -223,8 +234,34 @@ def test_the_mod_wsgi_example_serves_the_helpdesk_as_the_deployments_user(deploy
         _check_site(http, https, certificate[0])
         log = deployment / "shared" / "logs" / "helpdesk.log"
         assert log.stat().st_uid == 65534  # written by the daemon, as the configured account
+        _switch_and_reload_as_documented(deployment, "helpdesk-wsgi.conf", https, certificate[0])
     finally:
         _stop(apache)
+
+
+def _switch_and_reload_as_documented(root: Path, example: str, port: int, cert: Path) -> None:
+    """What `update` does after preparing a release: switch `current`, run the example's reload
+    command (no root), and the new release answers."""
+    _release(root, "v2.0.0")
+    link = root / ".current.new"
+    link.symlink_to("releases/v2.0.0")
+    os.replace(link, root / "current")
+    documented = re.search(r"UPDATER_RELOAD_COMMAND=(touch \S+)", (EXAMPLES / example).read_text())
+    assert documented, "the example documents a reload without root"
+    command = shlex.split(documented.group(1).replace("/srv/helpdesk", str(root)))
+    subprocess.run(command, check=True)
+    deadline = time.monotonic() + 30
+    version = None
+    while time.monotonic() < deadline and version != "v2.0.0":
+        health = requests.get(
+            f"https://127.0.0.1:{port}/monitoring/health/",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            verify=str(cert),
+            timeout=30,
+        )
+        version = health.json().get("version")
+        time.sleep(0.2)
+    assert version == "v2.0.0"
 
 
 def test_the_proxy_example_serves_gunicorn_over_https(deployment, certificate, tmp_path):

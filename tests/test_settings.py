@@ -1,8 +1,13 @@
 """Settings per ENVIRONMENT: safe defaults, refusals with clear messages, a clean `check --deploy`."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
+
+from tests.conftest import REPO_ROOT
 
 PROD_SECRET = "k3y-" + "x8Zq!pL0v#Tm2Wr9" * 4  # 68 characters, many unique: what check --deploy wants
 PROD = {"ENVIRONMENT": "prod", "SECRET_KEY": PROD_SECRET, "ALLOWED_HOSTS": "helpdesk.example.com"}
@@ -111,3 +116,34 @@ def test_prod_writes_errors_as_json_lines_to_the_log_file(manage, tmp_path):
     assert entry["logger"] == "crm"
     assert entry["message"] == "disk on fire: sda1"
     assert "time" in entry
+
+
+@pytest.mark.parametrize(
+    ("configured", "starts"),
+    [({}, False), ({"ENVIRONMENT": "dev"}, True), (PROD, True)],
+    ids=["nothing configured", "dev said explicitly", "prod"],
+)
+def test_an_application_server_never_serves_the_development_defaults_implicitly(
+    tmp_path, configured, starts
+):
+    """Apache once served DEBUG pages because mod_wsgi found no configuration: the WSGI entry point
+    refuses unless ENVIRONMENT is said somewhere (manage.py runserver stays exempt, see above)."""
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "ENVIRONMENT", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"))
+    }
+    environment |= {"ENV_FILE": str(env_file), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import helpdesk.wsgi"],
+        cwd=REPO_ROOT,
+        env=environment | configured,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (loaded.returncode == 0) == starts, loaded.stderr
+    if not starts:
+        assert "No configuration found" in loaded.stderr and "Refusing to serve" in loaded.stderr
