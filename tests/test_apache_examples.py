@@ -26,7 +26,7 @@ EXAMPLES = REPO_ROOT / "deploy" / "apache"
 MODULES = Path("/usr/lib/apache2/modules")
 # The daemon's account: the example's `helpdesk` user does not exist on a test machine.
 ACCOUNT, GROUP = "nobody", "nogroup"
-TOKEN = "apache-monitoring-token"  # noqa: S105
+TOKEN = "apache-monitoring-token"
 
 SETUP = """
 from django.contrib.auth import get_user_model
