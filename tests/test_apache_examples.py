@@ -39,12 +39,19 @@ Ticket.objects.create(title="Printer through Apache", description="d", organizat
 
 
 def _release(root: Path, tag: str) -> Path:
-    """A release as `update` prepares one: the code, VERSION, the venv and the .env link."""
+    """A release as `update` prepares one: the code, VERSION, the venv, the .env link, static files."""
     release = clone_project(root / "releases" / tag)
     (release / "VERSION").write_text(tag + "\n")
     (release / ".venv").symlink_to(sys.prefix)
     (release / ".env").symlink_to("../../shared/.env")
+    if (root / "shared" / ".env").exists():
+        _manage(release, "collectstatic", "--noinput", "-v", "0")
     return release
+
+
+def _manage(release: Path, *args: str) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ENV"))}
+    subprocess.run([sys.executable, "manage.py", *args], cwd=release, env=environment, check=True)
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +80,9 @@ def deployment(tmp_path_factory) -> Iterator[Path]:
         f"MONITORING_TOKEN={TOKEN}\n"
     )
     env_file.chmod(0o640)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ENV"))}
     for command in (["migrate", "-v", "0"], ["collectstatic", "--noinput", "-v", "0"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=release, env=environment, check=True)
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", SETUP],
-        cwd=release,
-        env=environment,
-        check=True,
-    )
+        _manage(release, *command)
+    _manage(release, "shell", "--no-imports", "-c", SETUP)
     subprocess.run(["chown", "-R", f"{ACCOUNT}:{GROUP}", str(shared)], check=True)
     yield root
     if os.environ.get("KEEP_APACHE_TEST") is None:

@@ -123,9 +123,7 @@ def test_prod_writes_errors_as_json_lines_to_the_log_file(manage, tmp_path):
     [({}, False), ({"ENVIRONMENT": "dev"}, True), (PROD, True)],
     ids=["nothing configured", "dev said explicitly", "prod"],
 )
-def test_an_application_server_never_serves_the_development_defaults_implicitly(
-    tmp_path, configured, starts
-):
+def test_an_application_server_never_serves_the_development_defaults_implicitly(tmp_path, configured, starts):
     """Apache once served DEBUG pages because mod_wsgi found no configuration: the WSGI entry point
     refuses unless ENVIRONMENT is said somewhere (manage.py runserver stays exempt, see above)."""
     env_file = tmp_path / "empty.env"
