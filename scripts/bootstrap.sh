@@ -29,8 +29,8 @@ command -v gcc >/dev/null || packages+=(gcc)
 # packages for update_system's tests (dpkg-scanpackages is in dpkg-dev).
 [ "$for_tests" = 1 ] && packages+=(mariadb-server mariadb-client chromium fonts-dejavu-core dpkg-dev)
 # The deployment examples are tried for real: Apache with mod_wsgi, and promtool (in prometheus) on
-# the metrics and the Prometheus examples.
-[ "$for_tests" = 1 ] && packages+=(apache2 libapache2-mod-wsgi-py3 prometheus)
+# the metrics and the Prometheus examples; visudo (in sudo) on the sudoers example.
+[ "$for_tests" = 1 ] && packages+=(apache2 libapache2-mod-wsgi-py3 prometheus sudo)
 
 missing=()
 for package in "${packages[@]}"; do
