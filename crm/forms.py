@@ -2,11 +2,28 @@
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
-from crm import access
+from crm import access, tickets
 from crm.models import Organization, Ticket
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Any number of files in one field (Django's documented recipe): a list, empty when none."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None) -> list:
+        files = data if isinstance(data, list | tuple) else [data] if data else []
+        return [super(MultipleFileField, self).clean(upload, initial) for upload in files]
 
 
 class TicketCreateForm(forms.Form):
@@ -15,15 +32,32 @@ class TicketCreateForm(forms.Form):
     priority = forms.ChoiceField(label=_("Priority"), choices=Ticket.Priority.choices, initial="normal")
     organization = forms.ModelChoiceField(label=_("Organization"), queryset=Organization.objects.all())
     assigned_to = forms.ModelChoiceField(label=_("Assign to"), queryset=None, required=False)
+    attachments = MultipleFileField(label=_("Attachments"), required=False)
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["attachments"].help_text = _("Optional; up to %(limit)s each.") % {
+            "limit": filesizeformat(settings.ATTACHMENT_MAX_BYTES)
+        }
         if access.is_staff_member(user):
             self.fields["assigned_to"].queryset = access.assignable_users()
         else:
             # Customers open tickets for their own organization and cannot assign them.
             del self.fields["organization"]
             del self.fields["assigned_to"]
+
+    def clean_attachments(self) -> list:
+        """Every file is checked before the ticket is created: a refused file creates nothing."""
+        files = self.cleaned_data["attachments"]
+        problems = []
+        for upload in files:
+            try:
+                tickets.check_upload(upload)
+            except ValidationError as error:
+                problems += error.message_dict["file"]
+        if problems:
+            raise ValidationError(problems)
+        return files
 
 
 class TicketEditForm(forms.Form):

@@ -5,12 +5,14 @@ which status may follow which, resolving needs notes) and the ActivityLog rows a
 way a change arrives. Rule violations raise django.core.exceptions.ValidationError keyed by field.
 """
 
+import logging
 import mimetypes
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.db import DatabaseError
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -18,6 +20,8 @@ from django.utils.translation import gettext as _
 from crm import access
 from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment, display_name
 from crm.retries import retrying
+
+logger = logging.getLogger(__name__)
 
 Status = Ticket.Status
 
@@ -137,17 +141,26 @@ def _touch(pk: int) -> None:
     Ticket.objects.filter(pk=pk).update(updated_at=timezone.now())
 
 
-def add_attachment(ticket: Ticket, uploader, upload: UploadedFile) -> TicketAttachment:
+def check_upload(upload: UploadedFile) -> None:
+    """The rules every uploaded file meets, checked before anything is stored."""
     limit = settings.ATTACHMENT_MAX_BYTES
     if upload.size > limit:
         raise ValidationError(
             {
-                "file": _("The file is too large (%(size)s); the limit is %(limit)s.")
-                % {"size": filesizeformat(upload.size), "limit": filesizeformat(limit)}
+                "file": _("%(name)s is too large (%(size)s); the limit is %(limit)s.")
+                % {
+                    "name": display_name(upload.name),
+                    "size": filesizeformat(upload.size),
+                    "limit": filesizeformat(limit),
+                }
             }
         )
     if upload.size == 0:
-        raise ValidationError({"file": _("The file is empty.")})
+        raise ValidationError({"file": _("%(name)s is empty.") % {"name": display_name(upload.name)}})
+
+
+def add_attachment(ticket: Ticket, uploader, upload: UploadedFile) -> TicketAttachment:
+    check_upload(upload)
     # The browser's claim about the type is only a hint; downloads are always sent as attachments.
     content_type = mimetypes.guess_type(upload.name)[0] or "application/octet-stream"
     attachment = TicketAttachment(
@@ -164,6 +177,19 @@ def add_attachment(ticket: Ticket, uploader, upload: UploadedFile) -> TicketAtta
         attachment.file.delete(save=False)  # no row points at it
         raise
     return attachment
+
+
+def attach_all(ticket: Ticket, uploader, uploads: list[UploadedFile]) -> list[str]:
+    """Files sent with a new ticket (already checked by check_upload). The ticket is kept whatever
+    happens to them: the names of files that could not be stored are returned, to be said."""
+    lost = []
+    for upload in uploads:
+        try:
+            add_attachment(ticket, uploader, upload)
+        except (OSError, DatabaseError):
+            logger.exception("attachment %s of ticket #%s could not be stored", upload.name, ticket.pk)
+            lost.append(display_name(upload.name))
+    return lost
 
 
 @retrying

@@ -59,14 +59,20 @@ def ticket_create(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not access.is_staff_member(user) and access.organization_id_of(user) is None:
         raise PermissionDenied
-    form = TicketCreateForm(request.POST or None, user=user)
+    form = TicketCreateForm(request.POST or None, request.FILES or None, user=user)
     if request.method == "POST" and form.is_valid():
+        fields = dict(form.cleaned_data)
+        uploads = fields.pop("attachments")
         try:
-            ticket = tickets.open_ticket(author=user, **form.cleaned_data)
+            ticket = tickets.open_ticket(author=user, **fields)
         except ValidationError as error:
             _add_errors(form, error)
         else:
             messages.success(request, _("Ticket #%(id)s created.") % {"id": ticket.pk})
+            for name in tickets.attach_all(ticket, user, uploads):
+                messages.error(
+                    request, _("%(name)s could not be stored: attach it again below.") % {"name": name}
+                )
             return redirect("crm:ticket_detail", pk=ticket.pk)
     return render(
         request, "crm/ticket_form.html", {"form": form, "creating": True}, status=_form_status(request)

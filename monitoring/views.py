@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from helpdesk.version import app_version
-from monitoring import access, dashboard, metrics, status
+from monitoring import access, dashboard, display, metrics, status
 from updater.plan.migrations import pending_migrations
 
 
@@ -66,4 +66,15 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     body, _ = status.document(detail=True)
-    return render(request, "monitoring/dashboard.html", {"status": body, "runs": dashboard.history()})
+    runs = [run | {"status_text": display.outcome(run["status"])} for run in dashboard.history()]
+    return render(
+        request,
+        "monitoring/dashboard.html",
+        {
+            "status": body,
+            "status_text": display.STATUSES[body["status"]],
+            "checks": [display.check(check) for check in body["checks"]],
+            "status_labels": display.status_labels(),
+            "runs": runs,
+        },
+    )

@@ -31,6 +31,8 @@ command -v gcc >/dev/null || packages+=(gcc)
 # The deployment examples are tried for real: Apache with mod_wsgi, and promtool (in prometheus) on
 # the metrics and the Prometheus examples; visudo (in sudo) on the sudoers example.
 [ "$for_tests" = 1 ] && packages+=(apache2 libapache2-mod-wsgi-py3 prometheus sudo)
+# axe-core (accessibility rules run inside the browser tests) comes from npm.
+[ "$for_tests" = 1 ] && ! command -v npm >/dev/null && packages+=(npm)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -66,6 +68,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   say "Installing Python packages from $requirements"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r "$requirements"
   echo "$wanted" > "$stamp"
+fi
+
+# --- axe-core for the browser tests (a pinned release of the one file they inject) ----------------
+axe_version=4.10.3
+if [ "$for_tests" = 1 ] && [ "$(cat .venv/axe-core.version 2>/dev/null)" != "$axe_version" ]; then
+  say "Installing axe-core $axe_version from npm"
+  npm install --silent --no-audit --no-fund --no-save --prefix .venv/npm "axe-core@$axe_version" >/dev/null
+  echo "$axe_version" > .venv/axe-core.version
 fi
 
 # --- translations ---------------------------------------------------------------------------------

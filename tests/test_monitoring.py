@@ -1,6 +1,7 @@
 """/monitoring/status/, /monitoring/metrics and the dashboard: shape, thresholds, access, maintenance."""
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -276,3 +277,42 @@ def test_the_rest_of_the_site_is_never_shared_across_origins(client, settings, h
     for path in ("/tickets/", "/api/tickets/", "/monitoring/dashboard/", "/login/"):
         response = client.get(path, HTTP_ORIGIN=DASHBOARD)
         assert "Access-Control-Allow-Origin" not in response, path
+
+
+@pytest.mark.django_db
+def test_the_dashboard_in_polish_says_everything_in_polish_and_counts_in_whole_numbers(
+    client, helpdesk, state_dir
+):
+    client.force_login(helpdesk.admin)
+    page = client.get("/monitoring/dashboard/", HTTP_ACCEPT_LANGUAGE="pl").content.decode()
+    gauges = page[page.index('<section class="gauges"') : page.index("</section>")]
+    for polish in ("baza danych", "migracje", "kopia zapasowa", "dysk /", "pamięć", "obciążenie", "usługi"):
+        assert f'<div class="gauge-name">{polish} ' in gauges
+    assert "brak kopii zapasowej" in gauges and "żadne nie są skonfigurowane" in gauges
+    assert '<span class="value">0</span> <small>oczekujących migracji</small>' in gauges
+    text = re.sub(r"<[^>]+>", " ", gauges)  # what a reader sees, not attributes like data-check
+    english = (
+        "database",
+        "memory",
+        "no backup yet",
+        "percent",
+        "warn",
+        "pass",
+        "migrations",
+        "hours",
+        "disk ",
+    )
+    assert [word for word in english if word in text] == []
+
+
+@pytest.mark.django_db
+def test_the_dashboard_formats_measurements_with_one_decimal_in_the_readers_notation(
+    client, helpdesk, settings
+):
+    settings.MONITORED_DISKS = ["/"]
+    client.force_login(helpdesk.admin)
+    polish = client.get("/monitoring/dashboard/", HTTP_ACCEPT_LANGUAGE="pl").content.decode()
+    english = client.get("/monitoring/dashboard/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    disk = r'data-check="disk /".*?<span class="value">([^<]+)</span>'
+    assert re.search(r"^\d+,\d$", re.search(disk, polish, re.S).group(1))
+    assert re.search(r"^\d+\.\d$", re.search(disk, english, re.S).group(1))

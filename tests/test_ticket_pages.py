@@ -59,6 +59,43 @@ def test_create_validation_keeps_what_was_typed(helpdesk, as_user):
     assert Ticket.objects.count() == 2
 
 
+def test_a_new_ticket_can_bring_its_files(helpdesk, as_user):
+    files = [SimpleUploadedFile("log.txt", b"E-42\n"), SimpleUploadedFile("zdjęcie.jpg", b"\xff\xd8 jpeg")]
+    response = as_user(helpdesk.alice).post(
+        "/tickets/create/",
+        {"title": "Scanner", "description": "See files", "priority": "normal", "attachments": files},
+    )
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    ticket = Ticket.objects.get(title="Scanner")
+    assert sorted(a.filename for a in ticket.attachments.all()) == ["log.txt", "zdjęcie.jpg"]
+    assert sorted(a.file.read() for a in ticket.attachments.all()) == [b"E-42\n", b"\xff\xd8 jpeg"]
+    assert ActivityLog.objects.filter(ticket=ticket, action="attachment_added").count() == 2
+
+
+def test_a_refused_file_creates_no_ticket_and_the_summary_says_why(helpdesk, as_user, settings):
+    settings.ATTACHMENT_MAX_BYTES = 10
+    files = [SimpleUploadedFile("ok.txt", b"small"), SimpleUploadedFile("big.bin", b"x" * 11)]
+    response = as_user(helpdesk.alice).post(
+        "/tickets/create/",
+        {"title": "Scanner", "description": "", "priority": "normal", "attachments": files},
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    summary = page[page.index('id="error-summary"') : page.index("</div>", page.index('id="error-summary"'))]
+    assert "Please correct the 2 problems below." in summary  # two fields
+    assert '<a href="#id_description">Description: This field is required.</a>' in summary
+    assert (
+        '<a href="#id_attachments">Attachments: big.bin is too large (11\xa0bytes); the limit is' in summary
+    )
+    assert not Ticket.objects.filter(title="Scanner").exists()
+    assert not (settings.MEDIA_ROOT / "attachments").exists()
+
+
+def test_an_edit_form_without_errors_has_no_summary(helpdesk, as_user):
+    page = as_user(helpdesk.agent).get(f"/tickets/{helpdesk.acme_ticket.pk}/edit/").content.decode()
+    assert "error-summary" not in page and 'enctype="multipart/form-data"' not in page
+
+
 def _edit(client, ticket, **changes):
     data = {
         "title": ticket.title,
@@ -195,7 +232,7 @@ def test_attachment_over_the_limit_is_refused_and_nothing_is_stored(helpdesk, as
         f"/tickets/{ticket.pk}/attachments/", {"file": SimpleUploadedFile("big.bin", b"x" * 1025)}
     )
     assert response.status_code == 400
-    assert "The file is too large (1.0\xa0KB); the limit is 1.0\xa0KB." in response.content.decode()
+    assert "big.bin is too large (1.0\xa0KB); the limit is 1.0\xa0KB." in response.content.decode()
     assert ticket.attachments.count() == 0
     assert not (settings.MEDIA_ROOT / "attachments").exists()
 
@@ -324,3 +361,11 @@ def test_user_can_switch_language(helpdesk, as_user):
     client = as_user(helpdesk.alice)
     client.post("/i18n/setlang/", {"language": "pl", "next": "/tickets/"})
     assert "Zgłoszenia" in client.get("/tickets/").content.decode()
+
+
+def test_the_favicon_is_served_at_the_root_and_linked_from_every_page(client, helpdesk, as_user):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert b"".join(icon.streaming_content).startswith(b"\x00\x00\x01\x00")  # an ICO file
+    page = as_user(helpdesk.alice).get("/tickets/").content.decode()
+    assert '<link rel="icon" href="/static/crm/favicon' in page
