@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from monitoring import checks
 from updater.run import journal
 
+NO_VALUE = "\u2013"  # an en dash where a check could not measure anything
+
 NAMES = {
     "database": pgettext_lazy("monitoring check", "database"),
     "migrations": pgettext_lazy("monitoring check", "migrations"),
@@ -60,10 +62,10 @@ def check(raw: dict) -> dict:
     else:
         label = str(NAMES.get(name, name))
     if unit in COUNTS:
-        value = "–" if observed is None else number_format(round(observed), 0)
+        value = NO_VALUE if observed is None else number_format(round(observed), 0)
         unit_text = COUNTS[unit](round(observed or 0))
     else:
-        value = "–" if observed is None else number_format(observed, 1)
+        value = NO_VALUE if observed is None else number_format(observed, 1)
         unit_text = str(UNITS.get(unit, unit))
     return raw | {
         "label": label,

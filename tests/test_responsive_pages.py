@@ -16,7 +16,8 @@ AXE = REPO_ROOT / ".venv" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 SIZES = {"phone": (390, 844), "laptop": (1366, 900)}
 
 # Interactive elements standing on their own (not a link inside a sentence) smaller than 24 x 24 px.
-SMALL_TARGETS = """() => [...document.querySelectorAll('a[href], button, select, input:not([type=hidden]), textarea')]
+SMALL_TARGETS = """() => [...document.querySelectorAll(
+    'a[href], button, select, input:not([type=hidden]), textarea')]
   .filter(e => e.offsetParent !== null && !e.closest('p, .prose, .visually-hidden'))
   .map(e => [e, e.getBoundingClientRect()])
   .filter(([e, r]) => r.width < 24 || r.height < 24)
