@@ -4,8 +4,34 @@ No date_hierarchy: on MySQL/MariaDB it needs the server's time-zone tables, whic
 """
 
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteSelect
 
 from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment, UserProfile
+
+LARGEST_KEY = 2**63 - 1  # the widest integer column SQLite and MariaDB look up
+
+
+class CheckedAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete widget, minus a 500: redrawing a refused form, it looks up the submitted
+    value with `pk__in`, which raises OverflowError for a number wider than the column (a plain
+    `pk=` lookup is already safe). A value that cannot be a key is not selected, as if unknown."""
+
+    def optgroups(self, name, value, attr=None):
+        return super().optgroups(name, [v for v in value if _could_be_a_key(v)], attr)
+
+
+def _could_be_a_key(value: object) -> bool:
+    try:
+        return abs(int(value)) <= LARGEST_KEY
+    except (TypeError, ValueError):
+        return False
+
+
+class CheckedLookupsAdmin(admin.ModelAdmin):
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in self.get_autocomplete_fields(request) and "widget" not in kwargs:
+            kwargs["widget"] = CheckedAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(Organization)
@@ -15,7 +41,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(UserProfile)
-class UserProfileAdmin(admin.ModelAdmin):
+class UserProfileAdmin(CheckedLookupsAdmin):
     list_display = ["user", "role", "organization"]
     list_filter = ["role"]
     list_select_related = ["user", "organization"]
@@ -37,7 +63,7 @@ class TicketAttachmentInline(admin.TabularInline):
 
 
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
+class TicketAdmin(CheckedLookupsAdmin):
     list_display = ["id", "title", "status", "priority", "organization", "assigned_to", "created_at"]
     list_filter = ["status", "priority", "created_at"]
     list_select_related = ["organization", "assigned_to"]

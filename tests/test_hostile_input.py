@@ -154,6 +154,34 @@ def test_malformed_form_posts_are_4xx_without_an_error_log(helpdesk, as_user, va
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
+@pytest.mark.parametrize("values_name", FORM_VALUES)
+def test_malformed_admin_and_logout_posts_change_nothing_and_log_no_error(
+    helpdesk, as_user, values_name, caplog
+):
+    """The admin answers a refused form with the form again (200, Django's convention), never a 500."""
+    before = stored(helpdesk)
+    client = as_user(helpdesk.admin)
+    ticket = helpdesk.acme_ticket.pk
+    admin_forms = [
+        "/admin/crm/ticket/add/",
+        f"/admin/crm/ticket/{ticket}/change/",
+        "/admin/crm/ticketcomment/add/",
+        "/admin/crm/organization/add/",
+        "/admin/auth/user/add/",
+    ]
+    with caplog.at_level(logging.WARNING):
+        for url in admin_forms:
+            response = client.post(url, FORM_VALUES[values_name])
+            assert response.status_code in (200, 400), (url, response.status_code)
+        for body, content_type in (BODIES["nested 1500 deep"], BODIES["invalid UTF-8"]):
+            response = client.post(admin_forms[0], body, content_type=content_type)
+            assert response.status_code in (200, 400), (content_type, response.status_code)
+        logout = client.post("/logout/", FORM_VALUES[values_name])
+        assert logout.status_code == 302
+    assert stored(helpdesk) == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
 def test_json_or_xml_posted_to_a_form_is_a_400(helpdesk, as_user, caplog):
     client = as_user(helpdesk.agent)
     before = stored(helpdesk)
@@ -346,3 +374,11 @@ def test_locked_out_account_gets_429_from_the_token_endpoint_too(helpdesk, setti
     wrong_once = client.post("/api/token/", {"username": "bob", "password": "wrong"})
     assert wrong_once.status_code == 400  # a wrong password is still 400, another user is not locked
     assert client.post("/api/token/", {"username": "bob", "password": "pw-bob"}).status_code == 200
+
+
+def test_an_autocomplete_value_is_looked_up_only_when_it_could_be_a_key():
+    from crm.admin import LARGEST_KEY, _could_be_a_key
+
+    assert _could_be_a_key(str(LARGEST_KEY)) and _could_be_a_key(-LARGEST_KEY) and _could_be_a_key("7")
+    assert not _could_be_a_key(str(LARGEST_KEY + 1)) and not _could_be_a_key("1e3")
+    assert not _could_be_a_key("") and not _could_be_a_key(None)
