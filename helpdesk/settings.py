@@ -116,6 +116,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# The same server and account, another database: how the updater points a release at the scratch copy
+# it rehearses migrations on (updater/plan/rehearsal.py). Empty: the name in DATABASE_URL.
+if config("DATABASE_NAME", default=""):
+    DATABASES["default"]["NAME"] = config("DATABASE_NAME")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
@@ -207,6 +211,9 @@ UPDATER_ROOT = config("UPDATER_ROOT", default="")
 UPDATER_STATE_DIR = config("UPDATER_STATE_DIR", default="")
 MAINTENANCE_RETRY_AFTER = config("MAINTENANCE_RETRY_AFTER", default=120, cast=int)
 UPDATER_WHEELHOUSE = config("UPDATER_WHEELHOUSE", default="")
+# Rehearse pending migrations on a scratch copy of the live database before touching it (needs room
+# for a copy; on MariaDB the right to create <name>_rehearsal). Off for databases too big to copy.
+UPDATER_REHEARSE = config("UPDATER_REHEARSE", default=True, cast=bool)
 UPDATER_RELOAD_COMMAND = config("UPDATER_RELOAD_COMMAND", default="")
 UPDATER_RELOAD_PIDFILE = config("UPDATER_RELOAD_PIDFILE", default="")
 UPDATER_HEALTH_URL = config("UPDATER_HEALTH_URL", default="")

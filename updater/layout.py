@@ -49,6 +49,11 @@ class StateDir:
         return self.path / "maintenance"
 
     @property
+    def rehearsals(self) -> Path:
+        """What rehearsing each target's migrations on a scratch copy measured (updater/plan/rehearsal.py)."""
+        return self.path / "rehearsals"
+
+    @property
     def backups(self) -> Path:
         # BACKUP_DIR moves backups to another disk; the updater and monitoring both ask here.
         configured = getattr(settings, "BACKUP_DIR", "")
@@ -111,6 +116,10 @@ class DeploymentRoot:
     @property
     def backups(self) -> Path:
         return self.state.backups
+
+    @property
+    def rehearsals(self) -> Path:
+        return self.state.rehearsals
 
     @property
     def venvs(self) -> Path:

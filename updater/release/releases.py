@@ -97,9 +97,13 @@ class Running:
         return stdout
 
 
-def start(root: DeploymentRoot, release: Release, *args: str) -> Running:
-    environment = {key: os.environ[key] for key in _PASSED_ENVIRONMENT if key in os.environ}
-    environment["ENV_FILE"] = str(root.env_file)
+def start(
+    root: DeploymentRoot, release: Release, *args: str, environment: dict[str, str] | None = None
+) -> Running:
+    """manage.py in the release with the shared configuration; `environment` on top (it wins over
+    shared/.env, as real environment variables do)."""
+    passed = {key: os.environ[key] for key in _PASSED_ENVIRONMENT if key in os.environ}
+    environment = passed | {"ENV_FILE": str(root.env_file)} | (environment or {})
     process = subprocess.Popen(
         [str(release.python), "manage.py", *args],
         cwd=release.path,

@@ -1,6 +1,8 @@
 """`update --version TAG`: preflight (nothing changes), then the steps below, each with its own undo.
 
     prepare      worktree, venv, checks, collectstatic, migrate --plan   (the live site is untouched)
+    rehearse     the migrations, on a scratch copy of the live database  undo: drop the copy
+                 (a migration failing there refuses the update: exit 2, the release marked bad)
     maintenance  only with pending migrations                            undo: maintenance off
     backup       verified and pinned                                     undo: unpin
     migrate      run by the new release                                  undo: restore the backup
@@ -23,7 +25,7 @@ from updater.backup import steps as backup_steps
 from updater.errors import UpdateFailed, UpdateRefused
 from updater.layout import DeploymentRoot
 from updater.notify import outcome
-from updater.plan import migrations, planning, policy
+from updater.plan import migrations, planning, policy, rehearsal
 from updater.release import git_repo, marks, releases
 from updater.release.switching import switch_step, verify_step
 from updater.run import executor, faults, journal, locks, maintenance
@@ -87,7 +89,12 @@ def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateRe
             return f"preparing {tag} failed; the live site was not touched: {undone.cause}"
         return f"the update to {tag} failed and was rolled back to {old_version}: {undone.cause}"
 
-    executor.execute(run, procedure, failure, succeeded)
+    try:
+        executor.execute(run, procedure, failure, succeeded)
+    except UpdateFailed as error:
+        if isinstance(error.__cause__, rehearsal.RehearsalFailed | rehearsal.RehearsalError):
+            raise UpdateRefused(str(error)) from error  # found out before anything live changed
+        raise
     return UpdateResult(run, UpdatePlan(old_version, tag, run.fact("pending_migrations", [])))
 
 
@@ -126,6 +133,11 @@ def _preflight(root: DeploymentRoot, tag: str, old_version: str | None, options:
     except (git_repo.GitError, policy.PolicyError) as error:
         raise UpdateRefused(f"the update could not be planned: {error}") from error
     _check_policy(release_plan, options)
+    if release_plan.migrations and settings.UPDATER_REHEARSE:
+        try:
+            rehearsal.check_possible()
+        except rehearsal.RehearsalError as error:
+            raise UpdateRefused(str(error)) from error
     return release_plan
 
 
@@ -153,6 +165,13 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
         pending = migrations.from_plan_output(plan_output)
         run.record(pending_migrations=pending, venv=str(release.venv.path), venv_reused=release.venv.reused)
 
+    def rehearsing(run: Journal) -> bool:
+        return migrating(run) and settings.UPDATER_REHEARSE
+
+    def rehearse(run: Journal) -> None:
+        result = rehearsal.rehearse(root, _release(root, tag), run.data.get("from_version"))
+        run.record(rehearsal={"source": result.source(), "migrations": result.migrations})
+
     def migrate(run: Journal) -> None:
         running = releases.start(root, _release(root, tag), "migrate", "--noinput")
         faults.point("migrate:during")
@@ -166,6 +185,9 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
         COMMAND,
         (
             Step("prepare", prepare, lambda run: None, touches_live=False),
+            Step(
+                "rehearse", rehearse, lambda run: rehearsal.drop_scratch(), when=migrating, touches_live=False
+            ),
             maintenance.step(lambda run: f"update to {tag}", when=migrating),
             backup_steps.pinned_backup(
                 "backup", "backup", lambda run: f"before update to {tag}", root.backups, when=with_backup
@@ -176,8 +198,15 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
             maintenance.off_step(),
             Step("finish", finish, None),
         ),
-        after_undo=lambda run, cause: marks.mark_bad(root, tag, cause),
+        after_undo=lambda run, cause: _mark_bad_unless_not_its_fault(root, tag, cause),
     )
+
+
+def _mark_bad_unless_not_its_fault(root: DeploymentRoot, tag: str, cause: str) -> None:
+    """A release that failed is not tried again; one whose rehearsal could not even be held (no
+    privilege for the scratch copy, no space) is not to blame."""
+    if not cause.startswith(f"{rehearsal.RehearsalError.__name__}:"):
+        marks.mark_bad(root, tag, cause)
 
 
 def _release(root: DeploymentRoot, tag: str) -> releases.Release:

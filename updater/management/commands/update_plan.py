@@ -1,11 +1,15 @@
 import json
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from updater import layout
 from updater.command_options import OwnVersionOption
-from updater.plan import planning, policy
-from updater.release import git_repo
+from updater.errors import UpdateBusy
+from updater.plan import planning, policy, rehearsal
+from updater.release import git_repo, releases
+from updater.run import locks
 from updater.system import apt, system_update
 
 
@@ -19,6 +23,12 @@ class Command(OwnVersionOption, BaseCommand):
             "--no-fetch", action="store_true", help="plan from the mirror (or apt lists) as it is"
         )
         parser.add_argument("--system", action="store_true", help="what update_system would do instead")
+        parser.add_argument(
+            "--rehearse",
+            action="store_true",
+            help="prepare the release and rehearse its migrations on a scratch copy of the live database "
+            "(the live site is untouched); the estimate then comes from that rehearsal",
+        )
 
     def handle(self, *args, **options):
         if options["system"]:
@@ -28,6 +38,13 @@ class Command(OwnVersionOption, BaseCommand):
             if not options["no_fetch"]:
                 git_repo.fetch(root.repo)
             plan = planning.plan(root, options["tag"])
+            if options["rehearse"] and plan.migrations:
+                self._rehearse(root, plan)
+                plan = planning.plan(root, plan.target)
+        except rehearsal.RehearsalFailed as error:
+            raise CommandError(str(error), returncode=2) from error
+        except (rehearsal.RehearsalError, releases.ReleaseError, UpdateBusy) as error:
+            raise CommandError(f"The rehearsal could not be held: {error}") from error
         except layout.NotADeployment as error:
             raise CommandError(str(error), returncode=2) from error
         except git_repo.InvalidVersion as error:
@@ -38,6 +55,13 @@ class Command(OwnVersionOption, BaseCommand):
             self.stdout.write(json.dumps(plan.as_dict(), indent=2))
         else:
             self.stdout.write(render_text(plan))
+
+    def _rehearse(self, root: layout.DeploymentRoot, plan: planning.Plan) -> None:
+        """Under the update lock (an update may be preparing the same release): nothing live changes."""
+        wheelhouse = Path(settings.UPDATER_WHEELHOUSE) if settings.UPDATER_WHEELHOUSE else None
+        with locks.exclusive(root.lock_file, f"update_plan --rehearse --version {plan.target}"):
+            release = releases.prepare(root, plan.target, wheelhouse=wheelhouse)
+            rehearsal.rehearse(root, release, plan.current)
 
     def _system(self, options) -> None:
         try:
@@ -92,7 +116,7 @@ def render_text(plan: planning.Plan) -> str:
     )
     lines.append(f"Static files change: {'yes' if plan.static_changed else 'no'}")
     lines.append(
-        f"Estimated downtime: {plan.estimated_downtime_seconds:.0f} s; "
+        f"Estimated downtime: {plan.estimated_downtime_seconds:.0f} s ({plan.estimate_source}); "
         f"whole run: about {plan.estimated_duration_seconds / 60:.1f} min"
     )
     return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""Rehearsal: `update` migrates a scratch copy of the live database with the target release's code
+before anything live changes. A migration that fails only on the data this site holds is refused
+there (exit 2): no maintenance, no backup, no row changed, the copy gone, the release marked bad.
+`update_plan --rehearse` measures the migrations and the plan's estimate says where it came from."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests.support.deployments import clone_project, git, newest_migration, next_migration
+from tests.test_update import (  # noqa: F401  (module-scoped fixtures shared with the update tests)
+    _commit_tag,
+    _deploy,
+    first_venv,
+    last_journal,
+    run_manage,
+    schema_and_rows,
+    update,
+    wheelhouse,
+)
+
+pytestmark = pytest.mark.slow
+
+UNIQUE = next_migration("unique_organization_name")
+PHONE = next_migration("organization_phone")
+UNIQUE_MIGRATION = f'''from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("crm", "{newest_migration()}")]
+    operations = [
+        migrations.AddConstraint(
+            "organization", models.UniqueConstraint(fields=["name"], name="crm_organization_unique_name")
+        ),
+    ]
+'''
+PHONE_MIGRATION = f'''from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("crm", "{newest_migration()}")]
+    operations = [
+        migrations.AddField(
+            "organization", "phone", models.CharField(blank=True, default="", max_length=40)
+        ),
+    ]
+'''
+DUPLICATE_NAME = """
+from crm.models import Organization
+Organization.objects.create(name=Organization.objects.first().name)
+"""
+
+
+@pytest.fixture(scope="module")
+def tagged_repo(tmp_path_factory) -> Path:
+    """v1.0.0 is this project; v10.0.0 makes organization names unique (fine on an empty database,
+    not on one holding two organizations of one name); v11.0.0 adds a field."""
+    repo = clone_project(tmp_path_factory.mktemp("rehearsal") / "helpdesk")
+    git("tag", "v1.0.0", cwd=repo)
+    migrations = repo / "crm" / "migrations"
+    (migrations / f"{UNIQUE}.py").write_text(UNIQUE_MIGRATION)
+    _commit_tag(repo, "v10.0.0", "feat: organization names are unique")
+    git("checkout", "-q", "-b", "phone", "v1.0.0", cwd=repo)
+    models_py = repo / "crm" / "models.py"
+    email_line = '    email = models.EmailField(_("email"), blank=True)\n'
+    field = '    phone = models.CharField(max_length=40, blank=True, default="")\n'
+    models_py.write_text(models_py.read_text().replace(email_line, email_line + field, 1))
+    (migrations / f"{PHONE}.py").write_text(PHONE_MIGRATION)
+    _commit_tag(repo, "v11.0.0", "feat: organizations get a phone number")
+    return repo
+
+
+@pytest.fixture
+def deployed(tagged_repo, wheelhouse, first_venv, tmp_path, django_db_blocker):  # noqa: F811
+    return _deploy(tagged_repo, wheelhouse, first_venv, tmp_path, django_db_blocker)
+
+
+def _scratch_copies(root: Path, django_db_blocker) -> list[str]:
+    env = (root / "shared" / ".env").read_text()
+    url = re.search(r"^DATABASE_URL=(.+)$", env, re.M).group(1)
+    if url.startswith("sqlite:///"):
+        return [p.name for p in Path(url.removeprefix("sqlite:///")).parent.glob("*_rehearsal*")]
+    name = url.rsplit("/", 1)[1]
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SHOW DATABASES LIKE %s", [f"{name}_rehearsal"])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _backups(root: Path) -> list[str]:
+    folder = root / "shared" / "backups"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_a_migration_that_fails_on_this_sites_data_is_refused_in_rehearsal(deployed, django_db_blocker):
+    run_manage(deployed / "current", "shell", "--no-imports", "-c", DUPLICATE_NAME, check=True)
+    before, backups = schema_and_rows(deployed), _backups(deployed)
+    result = update(deployed, "--version", "v10.0.0")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"migration crm.{UNIQUE} failed when rehearsed on a copy of the live database" in result.stderr
+    assert "IntegrityError" in result.stderr or "UNIQUE constraint failed" in result.stderr
+    assert (deployed / "current").resolve().name == "v1.0.0"
+    assert schema_and_rows(deployed) == before  # not a row, not a column changed
+    assert _backups(deployed) == backups  # no backup taken, none pinned
+    assert _scratch_copies(deployed, django_db_blocker) == []
+    journal = last_journal(deployed)
+    assert [(s["name"], s["status"]) for s in journal["steps"]] == [
+        ("prepare", "done"),
+        ("rehearse", "failed"),
+    ]
+    assert journal["status"] == "failed"  # never in maintenance: nothing live to roll back
+    assert (deployed / "releases" / "v10.0.0" / ".helpdesk-bad").exists()
+    again = update(deployed, "--version", "v10.0.0")
+    assert again.returncode == 2 and "marked bad" in again.stderr
+
+
+def test_update_plan_rehearses_and_the_estimate_says_so(deployed, django_db_blocker):
+    result = run_manage(deployed / "current", "update_plan", "--version", "v11.0.0", "--rehearse")
+    assert result.returncode == 0, result.stderr
+    estimate = re.search(r"Estimated downtime: \d+ s \((.+?)\);", result.stdout)
+    assert estimate and re.fullmatch(r"rehearsed \d{4}-\d\d-\d\d on a copy of [\d.]+ (KB|MB)", estimate[1])
+    measured = json.loads((deployed / "shared" / "rehearsals" / "v11.0.0.json").read_text())
+    assert list(measured["migrations"]) == [f"crm.{PHONE}"] and measured["current"] == "v1.0.0"
+    assert (deployed / "current").resolve().name == "v1.0.0"  # nothing live changed
+    assert _scratch_copies(deployed, django_db_blocker) == []
+    as_json = run_manage(deployed / "current", "update_plan", "--version", "v11.0.0", "--format", "json")
+    assert json.loads(as_json.stdout)["estimate_source"] == estimate[1]
+
+    updated = update(deployed, "--version", "v11.0.0")
+    assert updated.returncode == 0, updated.stderr
+    journal = last_journal(deployed)
+    assert [s["name"] for s in journal["steps"]][:3] == ["prepare", "rehearse", "maintenance"]
+    assert list(journal["facts"]["rehearsal"]["migrations"]) == [f"crm.{PHONE}"]
+    assert _scratch_copies(deployed, django_db_blocker) == []
+
+
+def test_without_rehearsals_the_plan_says_its_estimate_is_a_guess(deployed):
+    env = deployed / "shared" / ".env"
+    env.write_text(env.read_text() + "UPDATER_REHEARSE=False\n")
+    result = run_manage(deployed / "current", "update_plan", "--version", "v11.0.0")
+    assert "(not rehearsed; a default guess (UPDATER_REHEARSE is off))" in result.stdout
+    updated = update(deployed, "--version", "v11.0.0")
+    assert updated.returncode == 0, updated.stderr
+    assert "rehearse" not in [s["name"] for s in last_journal(deployed)["steps"]]
