@@ -186,7 +186,11 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
         (
             Step("prepare", prepare, lambda run: None, touches_live=False),
             Step(
-                "rehearse", rehearse, lambda run: rehearsal.drop_scratch(), when=migrating, touches_live=False
+                "rehearse",
+                rehearse,
+                lambda run: rehearsal.drop_scratch(),
+                when=rehearsing,
+                touches_live=False,
             ),
             maintenance.step(lambda run: f"update to {tag}", when=migrating),
             backup_steps.pinned_backup(
