@@ -60,8 +60,18 @@ class Command:
 
 COMMANDS = {
     "update (migration)": Command(
-        ("prepare", "maintenance", "backup", "migrate", "switch", "verify", "maintenance off", "finish"),
-        during=("migrate", "switch"),
+        (
+            "prepare",
+            "rehearse",
+            "maintenance",
+            "backup",
+            "migrate",
+            "switch",
+            "verify",
+            "maintenance off",
+            "finish",
+        ),
+        during=("rehearse", "migrate", "switch"),
     ),
     "update (no migration)": Command(
         ("prepare", "backup", "switch", "verify", "maintenance off", "finish"), during=("switch",)
@@ -122,6 +132,8 @@ OBSERVE = (
     + "    print('applied')\n"
     + "except SystemExit:\n"
     + "    print('pending')\n"
+    + "from updater.plan import rehearsal\n"
+    + "print('scratch copy left' if rehearsal.scratch_exists() else 'no scratch copy')\n"
 )
 
 
@@ -141,7 +153,8 @@ class Site:
         the schema and `migrate --check` stand for it)."""
         done = run_with_faults(self.root, "shell", "--no-imports", "-c", OBSERVE)
         assert done.returncode == 0, done.stderr
-        tables_line, applied_line = done.stdout.strip().splitlines()[-2:]
+        tables_line, applied_line, scratch_line = done.stdout.strip().splitlines()[-3:]
+        assert scratch_line == "no scratch copy", "a rehearsal's scratch copy of the database was left behind"
         self.tables = json.loads(tables_line)
         self.tables.pop("django_migrations", None)
         self.applied = applied_line == "applied"

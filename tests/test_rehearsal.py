@@ -24,7 +24,7 @@ from tests.test_update import (  # noqa: F401  (module-scoped fixtures shared wi
 
 pytestmark = pytest.mark.slow
 
-UNIQUE = next_migration("unique_organization_name")
+UNIQUE = next_migration("unique_ticket_title")
 PHONE = next_migration("organization_phone")
 UNIQUE_MIGRATION = f'''from django.db import migrations, models
 
@@ -33,7 +33,8 @@ class Migration(migrations.Migration):
     dependencies = [("crm", "{newest_migration()}")]
     operations = [
         migrations.AddConstraint(
-            "organization", models.UniqueConstraint(fields=["name"], name="crm_organization_unique_name")
+            "ticket",
+            models.UniqueConstraint(fields=["organization", "title"], name="crm_ticket_unique_title"),
         ),
     ]
 '''
@@ -48,21 +49,24 @@ class Migration(migrations.Migration):
         ),
     ]
 '''
-DUPLICATE_NAME = """
-from crm.models import Organization
-Organization.objects.create(name=Organization.objects.first().name)
+DUPLICATE_TITLE = """
+from crm.models import Ticket
+first = Ticket.objects.order_by("pk").first()
+Ticket.objects.create(
+    title=first.title, description="again", organization=first.organization, created_by=first.created_by
+)
 """
 
 
 @pytest.fixture(scope="module")
 def tagged_repo(tmp_path_factory) -> Path:
-    """v1.0.0 is this project; v10.0.0 makes organization names unique (fine on an empty database,
-    not on one holding two organizations of one name); v11.0.0 adds a field."""
+    """v1.0.0 is this project; v10.0.0 makes ticket titles unique within an organization (fine on an
+    empty database, not on one holding two tickets of one title); v11.0.0 adds a field."""
     repo = clone_project(tmp_path_factory.mktemp("rehearsal") / "helpdesk")
     git("tag", "v1.0.0", cwd=repo)
     migrations = repo / "crm" / "migrations"
     (migrations / f"{UNIQUE}.py").write_text(UNIQUE_MIGRATION)
-    _commit_tag(repo, "v10.0.0", "feat: organization names are unique")
+    _commit_tag(repo, "v10.0.0", "feat: one title per ticket in an organization")
     git("checkout", "-q", "-b", "phone", "v1.0.0", cwd=repo)
     models_py = repo / "crm" / "models.py"
     email_line = '    email = models.EmailField(_("email"), blank=True)\n'
@@ -95,7 +99,7 @@ def _backups(root: Path) -> list[str]:
 
 
 def test_a_migration_that_fails_on_this_sites_data_is_refused_in_rehearsal(deployed, django_db_blocker):
-    run_manage(deployed / "current", "shell", "--no-imports", "-c", DUPLICATE_NAME, check=True)
+    run_manage(deployed / "current", "shell", "--no-imports", "-c", DUPLICATE_TITLE, check=True)
     before, backups = schema_and_rows(deployed), _backups(deployed)
     result = update(deployed, "--version", "v10.0.0")
     assert result.returncode == 2, result.stdout + result.stderr

@@ -272,6 +272,7 @@ def test_update_with_a_migration_serves_the_new_release_and_keeps_the_data(deplo
     steps = [step["name"] for step in journal["steps"]]
     assert steps == [
         "prepare",
+        "rehearse",
         "maintenance",
         "backup",
         "migrate",
@@ -286,7 +287,15 @@ def test_update_with_a_migration_serves_the_new_release_and_keeps_the_data(deplo
     assert "s" * 60 not in json.dumps(journal)  # no secret in the journal
 
 
+def without_rehearsal(root: Path) -> None:
+    """For the tests of a migration failing on the live database itself (as it still may when the
+    data changes between the rehearsal and the update): a rehearsal would refuse it first."""
+    with (root / "shared" / ".env").open("a") as env_file:
+        env_file.write("UPDATER_REHEARSE=False\n")
+
+
 def test_failed_migration_rolls_back_to_the_old_release_and_the_same_database(deployed):
+    without_rehearsal(deployed)
     before = schema_and_rows(deployed)
     result = update(deployed, "--version", "v3.0.0")
     assert result.returncode == 1
@@ -377,6 +386,7 @@ def test_rollback_reverses_the_migrations_and_serves_the_previous_release(deploy
 
 
 def test_killed_in_the_middle_of_a_migration_recover_restores_the_old_release_and_schema(deployed):
+    without_rehearsal(deployed)
     before = schema_and_rows(deployed)
     process = start_update(deployed, "v4.0.0")
     deadline = time.monotonic() + 300
@@ -576,7 +586,7 @@ def test_a_failing_reload_command_switches_back(deployed):
 def test_retention_keeps_the_newest_good_releases_and_never_current_previous_or_bad_ones(deployed):
     with (deployed / "shared" / ".env").open("a") as env_file:
         env_file.write("UPDATER_KEEP_RELEASES=1\n")
-    assert update(deployed, "--version", "v3.0.0").returncode == 1  # marked bad: kept as evidence
+    assert update(deployed, "--version", "v3.0.0").returncode == 2  # refused in rehearsal, marked bad
     assert update(deployed, "--version", "v2.0.0").returncode == 0
     assert sorted(p.name for p in (deployed / "releases").iterdir()) == ["v1.0.0", "v2.0.0", "v3.0.0"]
 
@@ -832,6 +842,7 @@ def test_auto_update_waits_for_the_window_and_applies_security_fixes_at_once(
 
 
 def test_each_run_is_reported_by_email_slack_and_status_page_even_when_a_webhook_hangs(deployed):
+    without_rehearsal(deployed)
     with Mailbox() as smtp, Webhook("hang") as slack, Webhook(200) as status_page:
         with (deployed / "shared" / ".env").open("a") as env_file:
             env_file.write(

@@ -25,6 +25,7 @@ from updater.backup.engines import engine_for
 from updater.backup.engines.base import EngineError
 from updater.layout import DeploymentRoot
 from updater.release import releases
+from updater.run import faults
 from updater.run.files import write_atomically
 
 ALIAS = "rehearsal"
@@ -128,6 +129,7 @@ def scratch_copy():
             engine_for(ALIAS).load(counted(live.iter_dump(fmt)), fmt)
         except (EngineError, OSError) as error:
             raise RehearsalError(f"the live database could not be copied for a rehearsal: {error}") from error
+        faults.point("rehearse:during")  # the copy made, not yet migrated
         yield name, copied
     finally:
         drop_scratch()
@@ -149,6 +151,15 @@ def scratch_name() -> str:
     if not re.fullmatch(r"[A-Za-z0-9_$]{1,54}", live):
         raise RehearsalError(f"the database name {live!r} cannot be given a rehearsal copy beside it")
     return live + SUFFIX
+
+
+def scratch_exists() -> bool:
+    name = scratch_name()
+    if connection.vendor == "sqlite":
+        return Path(name).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW DATABASES LIKE %s", [name.replace("_", "\\_")])
+        return cursor.fetchone() is not None
 
 
 def drop_scratch() -> None:
