@@ -25,9 +25,9 @@ def wait_until_serving(
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode} before answering {url}")
         try:
-            requests.get(url, timeout=2, verify=verify)
+            requests.get(url, timeout=5, verify=verify)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or a first request still loading
             time.sleep(0.1)
     raise TimeoutError(f"nothing answered at {url} within {timeout}s")
 
