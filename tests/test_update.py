@@ -691,12 +691,20 @@ def test_update_plan_lists_what_migrate_then_applies(deployed):
     assert (plan["format"], plan["current"], plan["target"]) == (1, "v1.0.0", "v2.0.0")
     assert [c["subject"] for c in plan["commits"]["feat"]] == ["feat: organizations get a phone number"]
     assert plan["update_class"] == "important" and plan["breaking"] == []
-    assert plan["migrations"] == [{"name": f"crm.{PHONE}", "irreversible": False, "reasons": []}]
+    blocking = "AddField of a NOT NULL column without db_default: the release before cannot insert rows"
+    assert plan["migrations"] == [
+        {"name": f"crm.{PHONE}", "irreversible": False, "reasons": [], "kind": "blocking", "why": [blocking]}
+    ]
     assert plan["maintenance_needed"] and not plan["requirements_changed"]
+    text = run_manage(deployed / "current", "update_plan", "--version", "v2.0.0").stdout
+    assert f"  crm.{PHONE}\n    blocking: {blocking}\n" in text
 
     assert update(deployed, "--version", "v2.0.0").returncode == 0
-    applied = last_journal(deployed)["facts"]["pending_migrations"]  # what `migrate --plan` listed and ran
-    assert applied == [m["name"] for m in plan["migrations"]]
+    facts = last_journal(deployed)["facts"]
+    assert facts["pending_migrations"] == [m["name"] for m in plan["migrations"]]  # what migrate ran
+    assert facts["migration_kinds"] == {f"crm.{PHONE}": {"kind": "blocking", "why": [blocking]}}
+    report = run_manage(deployed / "current", "update_report", "--last", check=True).stdout
+    assert f"crm.{PHONE}: blocking ({blocking})" in report
 
 
 def test_update_plan_flags_irreversible_migrations_and_defaults_to_the_newest_tag(deployed, tagged_repo):

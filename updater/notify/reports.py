@@ -48,6 +48,7 @@ def build(run: journal.Journal) -> dict:
         ],
         "maintenance_seconds": facts.get("maintenance_seconds", 0.0),
         "migrations": facts.get("pending_migrations", facts.get("migrations_ahead", [])),
+        "migration_kinds": facts.get("migration_kinds", {}),
         "backup": facts.get("backup") or facts.get("database_restored_from"),
         "database_restored_from": facts.get("database_restored_from"),
         "smoke_checks": facts.get("smoke_checks", []),
@@ -94,6 +95,8 @@ def render(report: dict, fmt: str = "text") -> str:
         lines.append(f"{item}database restored from: {report['database_restored_from']}")
     if report["migrations"]:
         lines.append(f"{item}migrations: {', '.join(report['migrations'])}")
+        for name, kind in report.get("migration_kinds", {}).items():
+            lines.append(f"{item}{name}: {kind['kind']} ({'; '.join(kind['why'])})")
     if report.get("etc_backup"):
         lines.append(f"{item}/etc backup: {report['etc_backup']}")
     if report.get("reboot_required"):

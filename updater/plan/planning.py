@@ -19,7 +19,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from updater.backup import rotation
 from updater.layout import DeploymentRoot
-from updater.plan import changelog, migrations, policy, rehearsal
+from updater.plan import changelog, migration_kinds, migrations, policy, rehearsal
 from updater.release import git_repo
 from updater.run import journal
 
@@ -36,6 +36,8 @@ class PendingMigration:
     name: str  # "app.0004_name"
     irreversible: bool
     reasons: list[str]
+    kind: str = migration_kinds.BLOCKING  # online | contract | blocking (updater/plan/migration_kinds.py)
+    why: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,13 @@ class Plan:
                 "next_opens_at": _iso(self.window.next_opens_at),
             },
             "migrations": [
-                {"name": m.name, "irreversible": m.irreversible, "reasons": m.reasons}
+                {
+                    "name": m.name,
+                    "irreversible": m.irreversible,
+                    "reasons": m.reasons,
+                    "kind": m.kind,
+                    "why": m.why,
+                }
                 for m in self.migrations
             ],
             "requirements_changed": self.requirements_changed,
@@ -148,7 +156,8 @@ def pending_migrations(git_dir: Path, tag: str) -> list[PendingMigration]:
             continue
         source = git_repo.run_git(["show", f"refs/tags/{tag}:{path}"], git_dir=git_dir)
         reasons = migrations.irreversible_operations(source)
-        found.append(PendingMigration(name, bool(reasons), reasons))
+        kind, why = migration_kinds.classify(source)
+        found.append(PendingMigration(name, bool(reasons), reasons, kind, why))
     return sorted(found, key=lambda m: m.name)
 
 

@@ -25,7 +25,7 @@ from updater.backup import steps as backup_steps
 from updater.errors import UpdateFailed, UpdateRefused
 from updater.layout import DeploymentRoot
 from updater.notify import outcome
-from updater.plan import migrations, planning, policy, rehearsal
+from updater.plan import migration_kinds, migrations, planning, policy, rehearsal
 from updater.release import git_repo, marks, releases
 from updater.release.switching import switch_step, verify_step
 from updater.run import executor, faults, journal, locks, maintenance
@@ -163,7 +163,12 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
             ("migrate", "--plan"),
         )
         pending = migrations.from_plan_output(plan_output)
-        run.record(pending_migrations=pending, venv=str(release.venv.path), venv_reused=release.venv.reused)
+        run.record(
+            pending_migrations=pending,
+            migration_kinds=_kinds(release, pending),
+            venv=str(release.venv.path),
+            venv_reused=release.venv.reused,
+        )
 
     def rehearsing(run: Journal) -> bool:
         return migrating(run) and settings.UPDATER_REHEARSE
@@ -204,6 +209,21 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
         ),
         after_undo=lambda run, cause: _mark_bad_unless_not_its_fault(root, tag, cause),
     )
+
+
+def _kinds(release: releases.Release, pending: list[str]) -> dict[str, dict]:
+    """Each pending migration's kind and why, read from the release's own files (a dependency's
+    migration, not in the project, counts as blocking)."""
+    kinds = {}
+    for name in pending:
+        app, _, migration = name.partition(".")
+        source = release.path / app / "migrations" / f"{migration}.py"
+        if source.is_file():
+            kind, why = migration_kinds.classify(source.read_text())
+        else:
+            kind, why = migration_kinds.BLOCKING, ["a dependency's migration, not read here"]
+        kinds[name] = {"kind": kind, "why": why}
+    return kinds
 
 
 def _mark_bad_unless_not_its_fault(root: DeploymentRoot, tag: str, cause: str) -> None:

@@ -109,6 +109,7 @@ def render_text(plan: planning.Plan) -> str:
         for migration in plan.migrations:
             flag = f"  IRREVERSIBLE: {', '.join(migration.reasons)}" if migration.irreversible else ""
             lines.append(f"  {migration.name}{flag}")
+            lines.append(f"    {migration.kind}: {'; '.join(migration.why)}")
     else:
         lines.append("Migrations: none (no maintenance mode; the site stays up)")
     lines.append(

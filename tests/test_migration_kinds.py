@@ -1,0 +1,86 @@
+"""Each pending migration's kind — online, contract or blocking — read from its source, and why."""
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from updater.plan.migration_kinds import BLOCKING, CONTRACT, ONLINE, classify
+
+
+def migration(*operations: str, declared: str | None = None) -> str:
+    body = f'    update_kind = "{declared}"\n' if declared else ""
+    listed = "".join(f"        {op},\n" for op in operations)
+    return (
+        "from django.db import migrations, models\n\n\n"
+        f"class Migration(migrations.Migration):\n{body}"
+        f'    dependencies = [("crm", "0004_x")]\n    operations = [\n{listed}    ]\n'
+    )
+
+
+NULLABLE = 'migrations.AddField("ticket", "due", models.DateTimeField(null=True, blank=True))'
+WITH_DB_DEFAULT = 'migrations.AddField("ticket", "source", models.CharField(max_length=9, db_default="web"))'
+WITH_DEFAULT_ONLY = 'migrations.AddField("ticket", "source", models.CharField(max_length=9, default="web"))'
+INDEX = 'migrations.AddIndex("ticket", models.Index(fields=["status"], name="ticket_status"))'
+BACKFILL = "migrations.RunPython(fill, empty)"
+BACKFILL_KEYWORD = "migrations.RunPython(fill, reverse_code=migrations.RunPython.noop)"
+ONE_WAY = "migrations.RunPython(fill)"
+DROP = 'migrations.RemoveField("ticket", "legacy")'
+RENAME = 'migrations.RenameField("ticket", "title", "subject")'
+ALTER = 'migrations.AlterField("ticket", "title", models.CharField(max_length=300))'
+SQL = 'migrations.RunSQL("UPDATE crm_ticket SET x = 1", "")'
+TABLE = 'migrations.CreateModel("Tag", [("id", models.BigAutoField(primary_key=True))])'
+
+
+@pytest.mark.parametrize(
+    ("source", "kind", "why"),
+    [
+        (migration(NULLABLE), ONLINE, "AddField of a nullable column"),
+        (migration(WITH_DB_DEFAULT), ONLINE, "AddField with a database default"),
+        (migration(WITH_DEFAULT_ONLY), BLOCKING, "NOT NULL column without db_default"),
+        (migration(INDEX), ONLINE, "AddIndex adds an index"),
+        (migration(TABLE, INDEX), ONLINE, "CreateModel creates a table"),
+        (migration(BACKFILL), ONLINE, "RunPython with reverse_code"),
+        (migration(BACKFILL_KEYWORD), ONLINE, "RunPython with reverse_code"),
+        (migration(ONE_WAY), BLOCKING, "RunPython without reverse_code"),
+        (migration(NULLABLE, DROP), CONTRACT, "RemoveField removes a field the release before still reads"),
+        (migration(RENAME), CONTRACT, "RenameField renames a field"),
+        (migration(DROP, ALTER), BLOCKING, "AlterField may rewrite or lock a table"),
+        (migration(SQL), BLOCKING, "RunSQL may rewrite"),
+        (migration(), ONLINE, "no operations"),
+        (
+            migration(
+                TABLE, 'migrations.AddConstraint(model_name="tag", constraint=models.UniqueConstraint())'
+            ),
+            ONLINE,
+            "AddConstraint on a table this migration creates",
+        ),
+        (
+            migration(
+                'migrations.AddConstraint("ticket", models.UniqueConstraint(fields=["title"], name="u"))'
+            ),
+            BLOCKING,
+            "AddConstraint may rewrite",
+        ),
+        (migration(NULLABLE, declared="blocking"), BLOCKING, "declared blocking"),
+        (migration(NULLABLE, declared="contract"), CONTRACT, "declared contract"),
+        (migration(ALTER, declared="online"), BLOCKING, "AlterField"),  # a declaration never loosens
+        (migration(DROP, declared="online"), CONTRACT, "RemoveField"),
+        (migration(NULLABLE, declared="whenever"), ONLINE, "nullable"),  # unknown words are ignored
+        ("class Migration(:", BLOCKING, "unreadable"),
+        ("x = 1\n", BLOCKING, "no Migration class found"),
+    ],
+)
+def test_a_migration_is_as_strict_as_its_strictest_operation(source, kind, why):
+    found, reasons = classify(source)
+    assert found == kind
+    assert any(why in reason for reason in reasons), reasons
+
+
+def test_this_projects_own_migrations_are_classified():
+    kinds = {
+        path.stem: classify(path.read_text())[0]
+        for path in sorted((REPO_ROOT / "crm" / "migrations").glob("0*.py"))
+    }
+    assert kinds["0001_initial"] == ONLINE  # new tables only
+    assert kinds["0002_ticket_resolution_notes"] == BLOCKING  # a NOT NULL column with a Python default
+    assert kinds["0003_fill_resolution_notes"] == ONLINE  # a reversible backfill
+    assert kinds["0004_ticketattachment_original_name"] == ONLINE  # db_default: the old code still inserts
