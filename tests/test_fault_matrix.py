@@ -27,6 +27,7 @@ from tests.support import reports
 from tests.support.deployments import newest_migration
 from tests.test_update import (  # noqa: F401  (module-scoped fixtures shared with the update tests)
     SCHEMA_AND_ROWS,
+    UPDATE_STEPS,
     _deploy,
     first_venv,
     run_manage,
@@ -60,17 +61,7 @@ class Command:
 
 COMMANDS = {
     "update (migration)": Command(
-        (
-            "prepare",
-            "rehearse",
-            "maintenance",
-            "backup",
-            "migrate",
-            "switch",
-            "verify",
-            "maintenance off",
-            "finish",
-        ),
+        UPDATE_STEPS,
         during=("rehearse", "migrate", "switch"),
     ),
     "update (no migration)": Command(

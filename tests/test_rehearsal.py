@@ -12,6 +12,9 @@ from django.db import connection
 
 from tests.support.deployments import clone_project, git, newest_migration, next_migration
 from tests.test_update import (  # noqa: F401  (module-scoped fixtures shared with the update tests)
+    FIELD,
+    MIGRATION_V2,
+    PHONE,
     _commit_tag,
     _deploy,
     first_venv,
@@ -25,7 +28,6 @@ from tests.test_update import (  # noqa: F401  (module-scoped fixtures shared wi
 pytestmark = pytest.mark.slow
 
 UNIQUE = next_migration("unique_ticket_title")
-PHONE = next_migration("organization_phone")
 UNIQUE_MIGRATION = f'''from django.db import migrations, models
 
 
@@ -35,17 +37,6 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             "ticket",
             models.UniqueConstraint(fields=["organization", "title"], name="crm_ticket_unique_title"),
-        ),
-    ]
-'''
-PHONE_MIGRATION = f'''from django.db import migrations, models
-
-
-class Migration(migrations.Migration):
-    dependencies = [("crm", "{newest_migration()}")]
-    operations = [
-        migrations.AddField(
-            "organization", "phone", models.CharField(blank=True, default="", max_length=40)
         ),
     ]
 '''
@@ -70,9 +61,8 @@ def tagged_repo(tmp_path_factory) -> Path:
     git("checkout", "-q", "-b", "phone", "v1.0.0", cwd=repo)
     models_py = repo / "crm" / "models.py"
     email_line = '    email = models.EmailField(_("email"), blank=True)\n'
-    field = '    phone = models.CharField(max_length=40, blank=True, default="")\n'
-    models_py.write_text(models_py.read_text().replace(email_line, email_line + field, 1))
-    (migrations / f"{PHONE}.py").write_text(PHONE_MIGRATION)
+    models_py.write_text(models_py.read_text().replace(email_line, email_line + FIELD, 1))
+    (migrations / f"{PHONE}.py").write_text(MIGRATION_V2)
     _commit_tag(repo, "v11.0.0", "feat: organizations get a phone number")
     return repo
 
