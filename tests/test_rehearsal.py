@@ -52,7 +52,8 @@ Ticket.objects.create(
 @pytest.fixture(scope="module")
 def tagged_repo(tmp_path_factory) -> Path:
     """v1.0.0 is this project; v10.0.0 makes ticket titles unique within an organization (fine on an
-    empty database, not on one holding two tickets of one title); v11.0.0 adds a field."""
+    empty database, not on one holding two tickets of one title); v11.0.0 adds a field; v12.0.0 is
+    v11.0.0 with settings that ignore DATABASE_NAME (a rehearsal would migrate the live database)."""
     repo = clone_project(tmp_path_factory.mktemp("rehearsal") / "helpdesk")
     git("tag", "v1.0.0", cwd=repo)
     migrations = repo / "crm" / "migrations"
@@ -64,6 +65,14 @@ def tagged_repo(tmp_path_factory) -> Path:
     models_py.write_text(models_py.read_text().replace(email_line, email_line + FIELD, 1))
     (migrations / f"{PHONE}.py").write_text(MIGRATION_V2)
     _commit_tag(repo, "v11.0.0", "feat: organizations get a phone number")
+    settings_py = repo / "helpdesk" / "settings.py"
+    honoured = (
+        'if config("DATABASE_NAME", default=""):\n'
+        '    DATABASES["default"]["NAME"] = config("DATABASE_NAME")\n'
+    )
+    assert honoured in settings_py.read_text()
+    settings_py.write_text(settings_py.read_text().replace(honoured, ""))
+    _commit_tag(repo, "v12.0.0", "refactor: settings that know nothing of DATABASE_NAME")
     return repo
 
 
@@ -138,3 +147,12 @@ def test_without_rehearsals_the_plan_says_its_estimate_is_a_guess(deployed):
     updated = update(deployed, "--version", "v11.0.0")
     assert updated.returncode == 0, updated.stderr
     assert "rehearse" not in [s["name"] for s in last_journal(deployed)["steps"]]
+
+
+def test_a_release_that_cannot_be_pointed_at_the_copy_is_not_rehearsed_on_the_live_database(deployed):
+    before = schema_and_rows(deployed)
+    result = update(deployed, "--version", "v12.0.0")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "does not honour DATABASE_NAME: refusing to migrate anything" in result.stderr
+    assert schema_and_rows(deployed) == before  # the live database was not migrated by the rehearsal
+    assert (deployed / "current").resolve().name == "v1.0.0"
