@@ -15,6 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from tests.support import machine
 from updater.system import system_update
 
 pytestmark = [
@@ -93,6 +94,12 @@ def installed_version(name: str) -> str:
 
 @pytest.fixture
 def repository(tmp_path, settings):
+    # dpkg's database and /etc belong to the machine: the other database's test run waits its turn
+    with machine.exclusive("dpkg"):
+        yield from _repository(tmp_path, settings)
+
+
+def _repository(tmp_path, settings):
     repo = Repository(tmp_path / "apt")
     repo.add(DUMMY, "1.0")
     repo.add(HELD, "1.0")
