@@ -7,8 +7,7 @@ from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
 
 from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment, UserProfile
-
-LARGEST_KEY = 2**63 - 1  # the widest integer column SQLite and MariaDB look up
+from crm.parsers import LARGEST_INTEGER  # the widest integer column SQLite and MariaDB look up
 
 
 class CheckedAutocompleteSelect(AutocompleteSelect):
@@ -22,7 +21,7 @@ class CheckedAutocompleteSelect(AutocompleteSelect):
 
 def _could_be_a_key(value: object) -> bool:
     try:
-        return abs(int(value)) <= LARGEST_KEY
+        return abs(int(value)) <= LARGEST_INTEGER
     except (TypeError, ValueError):
         return False
 
