@@ -214,6 +214,9 @@ UPDATER_WHEELHOUSE = config("UPDATER_WHEELHOUSE", default="")
 # Rehearse pending migrations on a scratch copy of the live database before touching it (needs room
 # for a copy; on MariaDB the right to create <name>_rehearsal). Off for databases too big to copy.
 UPDATER_REHEARSE = config("UPDATER_REHEARSE", default=True, cast=bool)
+# Run migrations the release before can live with (updater/plan/migration_kinds.py) with the site up:
+# online ones before the switch, contract ones after verify. Off: every migration under maintenance.
+UPDATER_ONLINE_MIGRATIONS = config("UPDATER_ONLINE_MIGRATIONS", default=True, cast=bool)
 UPDATER_RELOAD_COMMAND = config("UPDATER_RELOAD_COMMAND", default="")
 UPDATER_RELOAD_PIDFILE = config("UPDATER_RELOAD_PIDFILE", default="")
 UPDATER_HEALTH_URL = config("UPDATER_HEALTH_URL", default="")

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.conftest import REPO_ROOT
-from updater.plan.migration_kinds import BLOCKING, CONTRACT, ONLINE, classify
+from updater.plan.migration_kinds import BLOCKING, CONTRACT, ONLINE, classify, schedule
 
 
 def migration(*operations: str, declared: str | None = None) -> str:
@@ -41,8 +41,8 @@ TABLE = 'migrations.CreateModel("Tag", [("id", models.BigAutoField(primary_key=T
         (migration(BACKFILL), ONLINE, "RunPython with reverse_code"),
         (migration(BACKFILL_KEYWORD), ONLINE, "RunPython with reverse_code"),
         (migration(ONE_WAY), BLOCKING, "RunPython without reverse_code"),
-        (migration(NULLABLE, DROP), CONTRACT, "RemoveField removes a field the release before still reads"),
-        (migration(RENAME), CONTRACT, "RenameField renames a field"),
+        (migration(NULLABLE, DROP), BLOCKING, "not known to be nullable"),  # how legacy was defined: unknown
+        (migration(RENAME), BLOCKING, "RenameField renames a column"),
         (migration(DROP, ALTER), BLOCKING, "AlterField may rewrite or lock a table"),
         (migration(SQL), BLOCKING, "RunSQL may rewrite"),
         (migration(), ONLINE, "no operations"),
@@ -63,7 +63,7 @@ TABLE = 'migrations.CreateModel("Tag", [("id", models.BigAutoField(primary_key=T
         (migration(NULLABLE, declared="blocking"), BLOCKING, "declared blocking"),
         (migration(NULLABLE, declared="contract"), CONTRACT, "declared contract"),
         (migration(ALTER, declared="online"), BLOCKING, "AlterField"),  # a declaration never loosens
-        (migration(DROP, declared="online"), CONTRACT, "RemoveField"),
+        (migration('migrations.DeleteModel("Tag")', declared="online"), CONTRACT, "DeleteModel"),
         (migration(NULLABLE, declared="whenever"), ONLINE, "nullable"),  # unknown words are ignored
         ("class Migration(:", BLOCKING, "unreadable"),
         ("x = 1\n", BLOCKING, "no Migration class found"),
@@ -84,3 +84,70 @@ def test_this_projects_own_migrations_are_classified():
     assert kinds["0002_ticket_resolution_notes"] == BLOCKING  # a NOT NULL column with a Python default
     assert kinds["0003_fill_resolution_notes"] == ONLINE  # a reversible backfill
     assert kinds["0004_ticketattachment_original_name"] == ONLINE  # db_default: the old code still inserts
+
+
+LEGACY_NULLABLE = migration('migrations.AddField("ticket", "legacy", models.TextField(null=True))')
+LEGACY_DB_DEFAULT = migration('migrations.AddField("Ticket", "legacy", models.TextField(db_default=""))')
+LEGACY_REQUIRED = migration('migrations.AddField("ticket", "legacy", models.TextField(default=""))')
+LEGACY_IN_TABLE = migration(
+    'migrations.CreateModel("Ticket", [("id", models.BigAutoField(primary_key=True)), '
+    '("legacy", models.CharField(max_length=9, null=True))])'
+)
+LEGACY_MADE_REQUIRED = migration('migrations.AlterField("ticket", "legacy", models.TextField(default=""))')
+
+
+@pytest.mark.parametrize(
+    ("earlier", "kind", "why"),
+    [
+        ([LEGACY_NULLABLE], CONTRACT, "RemoveField of a nullable column"),
+        ([LEGACY_DB_DEFAULT], CONTRACT, "RemoveField with a database default"),
+        ([LEGACY_IN_TABLE], CONTRACT, "RemoveField of a nullable column"),
+        ([LEGACY_REQUIRED], BLOCKING, "could not insert rows while it is still there"),
+        ([LEGACY_NULLABLE, LEGACY_MADE_REQUIRED], BLOCKING, "not known to be nullable"),  # the newest wins
+        ([LEGACY_REQUIRED, migration(NULLABLE)], BLOCKING, "not known to be nullable"),  # another field
+        ([], BLOCKING, "not known to be nullable"),
+    ],
+)
+def test_removing_a_column_waits_for_the_switch_only_when_the_new_release_can_insert_around_it(
+    earlier, kind, why
+):
+    """The release after the switch no longer names the column in its INSERTs: until the contract
+    migration drops it, the database must fill it by itself (NULL or its default)."""
+    found, reasons = classify(migration(DROP), earlier=lambda: earlier)
+    assert found == kind
+    assert any(why in reason for reason in reasons), reasons
+
+
+def _kinds(*pairs: tuple[str, str]) -> dict[str, dict]:
+    return {name: {"kind": kind, "why": [f"{kind} because"]} for name, kind in pairs}
+
+
+def test_online_and_contract_migrations_are_scheduled_around_the_switch():
+    kinds = _kinds(("crm.0005_a", ONLINE), ("crm.0006_b", ONLINE), ("crm.0007_c", CONTRACT))
+    plan = schedule(list(kinds), kinds)
+    assert plan.mode == "online"
+    assert plan.before_switch == ["crm.0005_a", "crm.0006_b"]
+    assert plan.after_switch == ["crm.0007_c"]
+    only_contract = _kinds(("crm.0005_a", CONTRACT))
+    assert schedule(list(only_contract), only_contract).after_switch == ["crm.0005_a"]
+    assert schedule([], {}).mode == "none"
+
+
+@pytest.mark.parametrize(
+    ("pairs", "why"),
+    [
+        ((("crm.0005_a", ONLINE), ("crm.0006_b", BLOCKING)), "crm.0006_b is blocking: blocking because"),
+        ((("crm.0005_a", CONTRACT), ("crm.0006_b", ONLINE)), "crm.0006_b (online) comes after crm.0005_a"),
+    ],
+)
+def test_anything_else_runs_every_migration_under_maintenance(pairs, why):
+    kinds = _kinds(*pairs)
+    plan = schedule(list(kinds), kinds)
+    assert (plan.mode, plan.before_switch, plan.after_switch) == ("maintenance", list(kinds), [])
+    assert plan.why.startswith(why)
+
+
+def test_online_migrations_can_be_turned_off():
+    kinds = _kinds(("crm.0005_a", ONLINE))
+    plan = schedule(list(kinds), kinds, online_allowed=False)
+    assert (plan.mode, plan.why) == ("maintenance", "UPDATER_ONLINE_MIGRATIONS is off")

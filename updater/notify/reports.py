@@ -49,6 +49,8 @@ def build(run: journal.Journal) -> dict:
         "maintenance_seconds": facts.get("maintenance_seconds", 0.0),
         "migrations": facts.get("pending_migrations", facts.get("migrations_ahead", [])),
         "migration_kinds": facts.get("migration_kinds", {}),
+        "migration_schedule": facts.get("migration_schedule"),
+        "migrations_estimate_vs_actual": _estimate_vs_actual(data),
         "backup": facts.get("backup") or facts.get("database_restored_from"),
         "database_restored_from": facts.get("database_restored_from"),
         "smoke_checks": facts.get("smoke_checks", []),
@@ -95,8 +97,22 @@ def render(report: dict, fmt: str = "text") -> str:
         lines.append(f"{item}database restored from: {report['database_restored_from']}")
     if report["migrations"]:
         lines.append(f"{item}migrations: {', '.join(report['migrations'])}")
+        schedule = report.get("migration_schedule")
+        if schedule and schedule["mode"] == "online":
+            lines.append(
+                f"{item}migrated online, the site up: {', '.join(schedule['before_switch']) or 'none'} "
+                f"before the switch; {', '.join(schedule['after_switch']) or 'none'} after verify"
+            )
+        elif schedule:
+            lines.append(f"{item}migrated under maintenance: {schedule['why']}")
         for name, kind in report.get("migration_kinds", {}).items():
             lines.append(f"{item}{name}: {kind['kind']} ({'; '.join(kind['why'])})")
+        timing = report.get("migrations_estimate_vs_actual")
+        if timing:
+            lines.append(
+                f"{item}migrations took {timing['actual_seconds']} s; "
+                f"the rehearsal measured {timing['rehearsed_seconds']} s ({timing['source']})"
+            )
     if report.get("etc_backup"):
         lines.append(f"{item}/etc backup: {report['etc_backup']}")
     if report.get("reboot_required"):
@@ -181,3 +197,21 @@ def error_log_tail(since: str, lines: int = ERROR_LOG_LINES) -> list[str]:
             if str(entry.get("time", "")) >= since[:19]:
                 found.append(f"{entry.get('time', '')} {entry.get('logger', '')}: {entry.get('message', '')}")
     return found[-lines:]
+
+
+MIGRATING_STEPS = ("migrate", "migrate online", "contract")
+
+
+def _estimate_vs_actual(data: dict) -> dict | None:
+    """The rehearsal's measured migration time beside what migrating the live database took."""
+    rehearsed = data.get("facts", {}).get("rehearsal")
+    actual = [
+        s["seconds"] for s in data.get("steps", []) if s["name"] in MIGRATING_STEPS and s.get("seconds")
+    ]
+    if not rehearsed or not actual:
+        return None
+    return {
+        "rehearsed_seconds": round(sum(rehearsed["migrations"].values()), 2),
+        "actual_seconds": round(sum(actual), 2),
+        "source": rehearsed["source"],
+    }

@@ -54,6 +54,7 @@ class Plan:
     estimated_duration_seconds: float
     newer_tags: list[str] = field(default_factory=list)
     estimate_source: str = ""  # "rehearsed 2026-11-27 on a copy of 1.2 GB", or how else it was guessed
+    schedule: migration_kinds.Schedule = field(default_factory=lambda: migration_kinds.Schedule("none"))
 
     @property
     def breaking(self) -> list[changelog.Commit]:
@@ -93,7 +94,13 @@ class Plan:
             ],
             "requirements_changed": self.requirements_changed,
             "static_changed": self.static_changed,
-            "maintenance_needed": bool(self.migrations),
+            "maintenance_needed": self.schedule.mode == "maintenance",
+            "migration_schedule": {
+                "mode": self.schedule.mode,
+                "before_switch": self.schedule.before_switch,
+                "after_switch": self.schedule.after_switch,
+                "why": self.schedule.why,
+            },
             "estimated_downtime_seconds": round(self.estimated_downtime_seconds, 1),
             "estimated_duration_seconds": round(self.estimated_duration_seconds, 1),
             "estimate_source": self.estimate_source,
@@ -119,7 +126,15 @@ def plan(root: DeploymentRoot, target: str | None = None, *, at: datetime | None
     update_class = policy.classify(commits)
     migrations = [] if target == current else pending_migrations(root.repo, target)
     requirements_changed = any(PurePosixPath(p).name.startswith("requirements") for p in changed)
+    names = [m.name for m in migrations]
+    schedule = migration_kinds.schedule(
+        names,
+        {m.name: {"kind": m.kind, "why": m.why} for m in migrations},
+        settings.UPDATER_ONLINE_MIGRATIONS,
+    )
     downtime, source = _estimated_downtime(root, migrations, target, current)
+    if schedule.mode == "online":
+        downtime, source = 0.0, f"online migrations: the site stays up ({source})"
     duration = DEFAULT_PREPARE_SECONDS[requirements_changed] + downtime + VERIFY_SECONDS
     history = _past_durations(root)
     if history:
@@ -137,6 +152,7 @@ def plan(root: DeploymentRoot, target: str | None = None, *, at: datetime | None
         estimated_duration_seconds=duration,
         newer_tags=newer,
         estimate_source=source,
+        schedule=schedule,
     )
 
 
@@ -144,19 +160,32 @@ def pending_migrations(git_dir: Path, tag: str) -> list[PendingMigration]:
     """Migration files of the target tree that the live database has not applied, in name order."""
     applied = {f"{app}.{name}" for app, name in MigrationRecorder(connection).applied_migrations()}
     listing = git_repo.run_git(["ls-tree", "-r", "--name-only", f"refs/tags/{tag}"], git_dir=git_dir)
+    files = sorted(
+        path
+        for path in listing.splitlines()
+        if len(parts := PurePosixPath(path).parts) >= 3
+        and parts[-2] == "migrations"
+        and parts[-1][:4].isdigit()
+        and parts[-1].endswith(".py")
+    )
+
+    def show(path: str) -> str:
+        return git_repo.run_git(["show", f"refs/tags/{tag}:{path}"], git_dir=git_dir)
+
     found = []
-    for path in listing.splitlines():
+    for path in files:
         parts = PurePosixPath(path).parts
-        if len(parts) < 3 or parts[-2] != "migrations" or not parts[-1][:4].isdigit():
-            continue
-        if not parts[-1].endswith(".py"):
-            continue
         name = f"{parts[-3]}.{parts[-1][:-3]}"
         if name in applied:
             continue
-        source = git_repo.run_git(["show", f"refs/tags/{tag}:{path}"], git_dir=git_dir)
+        source = show(path)
+        folder = PurePosixPath(path).parent
+
+        def earlier(folder: PurePosixPath = folder, path: str = path) -> list[str]:
+            return [show(other) for other in files if PurePosixPath(other).parent == folder and other < path]
+
         reasons = migrations.irreversible_operations(source)
-        kind, why = migration_kinds.classify(source)
+        kind, why = migration_kinds.classify(source, earlier)
         found.append(PendingMigration(name, bool(reasons), reasons, kind, why))
     return sorted(found, key=lambda m: m.name)
 

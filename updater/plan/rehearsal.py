@@ -100,7 +100,7 @@ def rehearse(root: DeploymentRoot, release: releases.Release, current: str | Non
         problems = engine_for(ALIAS).integrity_problems()
         if problems:
             raise RehearsalFailed(None, "integrity check of the migrated copy: " + "; ".join(problems[:5]))
-    timings = {name: float(seconds) for name, seconds in APPLYING.findall(output) if seconds}
+    timings = migration_timings(output)
     result = Rehearsal(release.tag, current, timings, copied, datetime.now(UTC).isoformat(timespec="seconds"))
     save(root, result)
     return result
@@ -205,6 +205,11 @@ def load(root: DeploymentRoot, target: str, current: str | None) -> Rehearsal | 
     except (OSError, ValueError, TypeError):
         return None
     return result if result.current == current else None
+
+
+def migration_timings(output: str) -> dict[str, float]:
+    """{migration: seconds} from the output of `migrate --verbosity 2`."""
+    return {name: float(seconds) for name, seconds in APPLYING.findall(output) if seconds}
 
 
 def _failing_migration(output: str) -> str | None:

@@ -1,25 +1,34 @@
 """`update --version TAG`: preflight (nothing changes), then the steps below, each with its own undo.
 
     prepare      worktree, venv, checks, collectstatic, migrate --plan   (the live site is untouched)
+                 and when the migrations run (updater/plan/migration_kinds.py schedule)
     rehearse     the migrations, on a scratch copy of the live database  undo: drop the copy
                  (a migration failing there refuses the update: exit 2, the release marked bad)
-    maintenance  only with pending migrations                            undo: maintenance off
+    maintenance  only when a migration is blocking                       undo: maintenance off
     backup       verified and pinned                                     undo: unpin
-    migrate      run by the new release                                  undo: restore the backup
+    migrate      all of them, under maintenance, by the new release      undo: restore the backup
+    migrate online  or: the online ones, with the site up               undo: migrate them back
     switch       current <- new, reload                                  undo: switch back, reload
     verify       health URL + smoke checks: the point of no return
-    maintenance off, finish (unpin the backup, retention)
+    maintenance off
+    contract     the contract migrations, once no old code is left (a failure here is completed by
+                 `rollback --recover`, like any step past the point of no return)
+    finish       unpin the backup, retention
+
+Migrating online never restores the backup on failure: the site took writes meanwhile, and
+migrating back (every online migration can be reversed) keeps them.
 
 A failure before verify undoes the started steps in reverse and marks the release bad; a run killed
 anywhere is completed or undone by `rollback --recover` from the same steps (updater/run/recovery.py).
 """
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.db.migrations.recorder import MigrationRecorder
 
 from updater.backup import steps as backup_steps
 from updater.errors import UpdateFailed, UpdateRefused
@@ -163,9 +172,12 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
             ("migrate", "--plan"),
         )
         pending = migrations.from_plan_output(plan_output)
+        kinds = _kinds(release, pending)
+        planned = migration_kinds.schedule(pending, kinds, settings.UPDATER_ONLINE_MIGRATIONS)
         run.record(
             pending_migrations=pending,
-            migration_kinds=_kinds(release, pending),
+            migration_kinds=kinds,
+            migration_schedule=asdict(planned),
             venv=str(release.venv.path),
             venv_reused=release.venv.reused,
         )
@@ -177,10 +189,48 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
         result = rehearsal.rehearse(root, _release(root, tag), run.data.get("from_version"))
         run.record(rehearsal={"source": result.source(), "migrations": result.migrations})
 
+    def blocking(run: Journal) -> bool:
+        return migrating(run) and _schedule(run).mode == "maintenance"
+
+    def online(run: Journal) -> bool:
+        return migrating(run) and _schedule(run).mode == "online" and bool(_schedule(run).before_switch)
+
+    def contracting(run: Journal) -> bool:
+        return migrating(run) and _schedule(run).mode == "online" and bool(_schedule(run).after_switch)
+
+    def timed(run: Journal, output: str) -> None:
+        """Each migration's time on the live database, beside the rehearsal's (update_report)."""
+        run.record(
+            migrated_seconds=(run.fact("migrated_seconds") or {}) | rehearsal.migration_timings(output)
+        )
+
     def migrate(run: Journal) -> None:
-        running = releases.start(root, _release(root, tag), "migrate", "--noinput")
+        running = releases.start(root, _release(root, tag), "migrate", "--noinput", "-v", "2")
         faults.point("migrate:during")
-        running.result()
+        timed(run, running.result())
+
+    def migrate_online(run: Journal) -> None:
+        planned = _schedule(run).before_switch
+        if run.fact("migrated_from") is None:  # journaled before anything runs: its undo needs it
+            run.record(migrated_from=_applied_before(planned))
+        for app, target in _targets(planned):
+            running = releases.start(
+                root, _release(root, tag), "migrate", app, target, "--noinput", "-v", "2"
+            )
+            faults.point("migrate online:during")
+            timed(run, running.result())
+
+    def migrate_back(run: Journal) -> None:
+        """Reverse the online migrations that were applied, newest app first; rows written meanwhile
+        stay (the backup is not restored: the site took writes while it ran)."""
+        for app, target in reversed(list((run.fact("migrated_from") or {}).items())):
+            releases.manage(root, _release(root, tag), "migrate", app, target, "--noinput")
+        run.record(migrated_back=True)
+
+    def contract(run: Journal) -> None:
+        running = releases.start(root, _release(root, tag), "migrate", "--noinput", "-v", "2")
+        faults.point("contract:during")
+        timed(run, running.result())
 
     def finish(run: Journal) -> None:
         backup_steps.unpin("backup")(run)  # the update no longer depends on it; rotation may take it
@@ -197,18 +247,47 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
                 when=rehearsing,
                 touches_live=False,
             ),
-            maintenance.step(lambda run: f"update to {tag}", when=migrating),
+            maintenance.step(lambda run: f"update to {tag}", when=blocking),
             backup_steps.pinned_backup(
                 "backup", "backup", lambda run: f"before update to {tag}", root.backups, when=with_backup
             ),
-            Step("migrate", migrate, backup_steps.restore("backup"), when=migrating),
+            Step("migrate", migrate, backup_steps.restore("backup"), when=blocking),
+            Step("migrate online", migrate_online, migrate_back, when=online),
             switch_step(root),
             verify_step(root),
             maintenance.off_step(),
+            Step("contract", contract, lambda run: None, when=contracting),
             Step("finish", finish, None),
         ),
         after_undo=lambda run, cause: _mark_bad_unless_not_its_fault(root, tag, cause),
     )
+
+
+def _schedule(run: Journal) -> migration_kinds.Schedule:
+    """When the run's migrations run (a journal from before schedules existed: all under maintenance)."""
+    planned = run.fact("migration_schedule")
+    if planned is None:
+        return migration_kinds.Schedule("maintenance", list(run.fact("pending_migrations") or []))
+    return migration_kinds.Schedule(**planned)
+
+
+def _targets(planned: list[str]) -> list[tuple[str, str]]:
+    """(app, its last planned migration) for `migrate app name`, in the order the apps first appear."""
+    targets: dict[str, str] = {}
+    for name in planned:
+        app, _, migration = name.partition(".")
+        targets[app] = migration
+    return list(targets.items())
+
+
+def _applied_before(planned: list[str]) -> dict[str, str]:
+    """For each app about to migrate, its newest applied migration ("zero": none): where undo goes back to."""
+    applied = MigrationRecorder(connection).applied_migrations()
+    before = {}
+    for app, _ in _targets(planned):
+        names = sorted(name for each_app, name in applied if each_app == app)
+        before[app] = names[-1] if names else "zero"
+    return before
 
 
 def _kinds(release: releases.Release, pending: list[str]) -> dict[str, dict]:
@@ -217,9 +296,14 @@ def _kinds(release: releases.Release, pending: list[str]) -> dict[str, dict]:
     kinds = {}
     for name in pending:
         app, _, migration = name.partition(".")
-        source = release.path / app / "migrations" / f"{migration}.py"
+        folder = release.path / app / "migrations"
+        source = folder / f"{migration}.py"
         if source.is_file():
-            kind, why = migration_kinds.classify(source.read_text())
+
+            def earlier(folder: Path = folder, migration: str = migration) -> list[str]:
+                return [p.read_text() for p in sorted(folder.glob("[0-9]*.py")) if p.stem < migration]
+
+            kind, why = migration_kinds.classify(source.read_text(), earlier)
         else:
             kind, why = migration_kinds.BLOCKING, ["a dependency's migration, not read here"]
         kinds[name] = {"kind": kind, "why": why}

@@ -45,4 +45,7 @@ class Command(UpdaterCommand, OwnVersionOption, BaseCommand):
                 f"Updated {plan.from_version} -> {plan.to_version} (migrations: {migrations})."
             )
         )
+        schedule = result.journal.fact("migration_schedule") or {}
+        if schedule.get("mode") == "online":
+            self.stdout.write("Migrated online: the site stayed up (no maintenance mode).")
         self.stdout.write(f"Journal: {result.journal.path}")

@@ -105,7 +105,15 @@ def render_text(plan: planning.Plan) -> str:
             if len(commits) > 50:
                 lines.append(f"  … and {len(commits) - 50} more")
     if plan.migrations:
-        lines.append(f"Migrations ({len(plan.migrations)}, maintenance mode while they run):")
+        schedule = plan.schedule
+        if schedule.mode == "online":
+            when = (
+                f"online, the site stays up: {len(schedule.before_switch)} before the switch, "
+                f"{len(schedule.after_switch)} after it is verified"
+            )
+        else:
+            when = f"maintenance mode while they run: {schedule.why}"
+        lines.append(f"Migrations ({len(plan.migrations)}, {when}):")
         for migration in plan.migrations:
             flag = f"  IRREVERSIBLE: {', '.join(migration.reasons)}" if migration.irreversible else ""
             lines.append(f"  {migration.name}{flag}")
