@@ -221,6 +221,10 @@ UPDATER_RELOAD_COMMAND = config("UPDATER_RELOAD_COMMAND", default="")
 UPDATER_RELOAD_PIDFILE = config("UPDATER_RELOAD_PIDFILE", default="")
 UPDATER_HEALTH_URL = config("UPDATER_HEALTH_URL", default="")
 UPDATER_HEALTH_TIMEOUT = config("UPDATER_HEALTH_TIMEOUT", default=60, cast=int)
+# Before dropping what the previous release reads, the updater waits for that release's workers to be
+# gone: seen through UPDATER_RELOAD_PIDFILE, or else assumed after this many seconds (gunicorn's
+# graceful_timeout is 30).
+UPDATER_DRAIN_SECONDS = config("UPDATER_DRAIN_SECONDS", default=35, cast=int)
 UPDATER_KEEP_RELEASES = config("UPDATER_KEEP_RELEASES", default=5, cast=int)
 UPDATER_REQUIRE_SIGNED_TAGS = config("UPDATER_REQUIRE_SIGNED_TAGS", default=False, cast=bool)
 # Who may sign releases: an SSH allowed-signers file and/or a GnuPG home holding the trusted keys.

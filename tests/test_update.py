@@ -4,7 +4,8 @@ the real database of the run (a fresh SQLite file or a fresh MariaDB database), 
 Tags: v1.0.0 is this project; v2.0.0 adds a field with a migration; v3.0.0 adds a migration that
 fails half-way; v4.0.0 has a slow migration; v5.0.0 breaks the ticket list (its smoke check fails
 after the switch); v8.0.0 is v2.0.0 plus a change without migrations; v9.0.0 adds the field of v2.0.0
-with a data migration that cannot be reversed.
+with a data migration that cannot be reversed. v10.0.0 adds a nullable ticket field and an index
+(online); v11.0.0, after it, adds another nullable field (online) and removes v10.0.0's (contract).
 """
 
 import json
@@ -109,6 +110,45 @@ class Migration(migrations.Migration):
 """
 
 
+REFERENCE = next_migration("ticket_reference")  # v10.0.0's
+CHANNEL = next_migration("ticket_channel", after=2)  # v11.0.0's online migration
+DROP_REFERENCE = next_migration("remove_ticket_reference", after=3)  # v11.0.0's contract migration
+RESOLUTION_LINE = '    resolution_notes = models.TextField(_("resolution notes"), blank=True, default="")\n'
+REFERENCE_FIELD = '    reference = models.CharField(max_length=40, null=True, blank=True)\n'
+CHANNEL_FIELD = '    channel = models.CharField(max_length=20, null=True, blank=True)\n'
+TICKET_INDEXES = "        indexes = [\n"
+REFERENCE_INDEX = '            models.Index(fields=["reference"], name="crm_ticket_reference_idx"),\n'
+MIGRATION_REFERENCE = f"""from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("crm", "{NEWEST}")]
+    operations = [
+        migrations.AddField("ticket", "reference", models.CharField(blank=True, max_length=40, null=True)),
+        migrations.AddIndex("ticket", models.Index(fields=["reference"], name="crm_ticket_reference_idx")),
+    ]
+"""
+MIGRATION_CHANNEL = f"""from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("crm", "{REFERENCE}")]
+    operations = [
+        migrations.AddField("ticket", "channel", models.CharField(blank=True, max_length=20, null=True)),
+    ]
+"""
+MIGRATION_DROP_REFERENCE = f"""from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("crm", "{CHANNEL}")]
+    operations = [
+        migrations.RemoveIndex("ticket", "crm_ticket_reference_idx"),
+        migrations.RemoveField("ticket", "reference"),
+    ]
+"""
+
+
 # Every step of an update with a migration, in order (the fault matrix kills it at each of them).
 UPDATE_STEPS = (
     "prepare",
@@ -161,6 +201,15 @@ def tagged_repo(tmp_path_factory) -> Path:
     models_py.write_text(source.replace(email_line, email_line + FIELD, 1))
     (repo / "crm" / "migrations" / f"{PHONE}.py").write_text(MIGRATION_IRREVERSIBLE)
     _commit_tag(repo, "v9.0.0", "feat: phone numbers, filled in once")
+    git("checkout", "-q", "-b", "online", "v1.0.0", cwd=repo)
+    with_reference = source.replace(RESOLUTION_LINE, RESOLUTION_LINE + REFERENCE_FIELD, 1)
+    models_py.write_text(with_reference.replace(TICKET_INDEXES, TICKET_INDEXES + REFERENCE_INDEX, 1))
+    (repo / "crm" / "migrations" / f"{REFERENCE}.py").write_text(MIGRATION_REFERENCE)
+    _commit_tag(repo, "v10.0.0", "feat: tickets get an optional reference")
+    models_py.write_text(source.replace(RESOLUTION_LINE, RESOLUTION_LINE + CHANNEL_FIELD, 1))
+    (repo / "crm" / "migrations" / f"{CHANNEL}.py").write_text(MIGRATION_CHANNEL)
+    (repo / "crm" / "migrations" / f"{DROP_REFERENCE}.py").write_text(MIGRATION_DROP_REFERENCE)
+    _commit_tag(repo, "v11.0.0", "feat: tickets get a channel; their reference goes")
     git("checkout", "-q", "main" if "main" in git("branch", cwd=repo) else "master", cwd=repo)
     return repo
 

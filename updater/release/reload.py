@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import requests
 from django.conf import settings
 
@@ -56,3 +57,46 @@ def wait_for_version(url: str, version: str, timeout: float) -> None:
             seen = str(error)
         time.sleep(0.5)
     raise UpdateFailed(f"{url} did not report {version} within {timeout:.0f}s (last: {seen})")
+
+
+def wait_until_only(release: Path, timeout: float | None = None) -> None:
+    """Wait until no worker of the app server runs another release's code: before a migration drops
+    what that code reads (a contract migration; migrating back after a switch back). A HUP only asks
+    gunicorn's old workers to finish their requests; they serve until they have.
+
+    With UPDATER_RELOAD_PIDFILE the workers are seen: each runs from the release it was started in
+    (its working directory). Behind a reload command they cannot be: wait UPDATER_DRAIN_SECONDS.
+    With neither, the updater reloads no app server and has none to wait for."""
+    timeout = settings.UPDATER_DRAIN_SECONDS if timeout is None else timeout
+    if not settings.UPDATER_RELOAD_PIDFILE:
+        if settings.UPDATER_RELOAD_COMMAND:
+            time.sleep(timeout)
+        return
+    wanted = release.resolve()
+    deadline = time.monotonic() + timeout
+    while True:
+        others = _workers_not_in(wanted)
+        if not others:
+            return
+        if time.monotonic() >= deadline:
+            raise UpdateFailed(
+                f"app server workers {', '.join(map(str, others))} still run other code than "
+                f"{release.name} after {timeout:.0f}s"
+            )
+        time.sleep(0.2)
+
+
+def _workers_not_in(release: Path) -> list[int]:
+    try:
+        master = psutil.Process(int(Path(settings.UPDATER_RELOAD_PIDFILE).read_text().strip()))
+        workers = master.children()
+    except (OSError, ValueError, psutil.Error):
+        return []  # no app server running: no old code serving either
+    others = []
+    for worker in workers:
+        try:
+            if Path(worker.cwd()).resolve() != release:
+                others.append(worker.pid)
+        except psutil.Error:  # exited meanwhile
+            continue
+    return others

@@ -35,7 +35,7 @@ from updater.errors import UpdateFailed, UpdateRefused
 from updater.layout import DeploymentRoot
 from updater.notify import outcome
 from updater.plan import migration_kinds, migrations, planning, policy, rehearsal
-from updater.release import git_repo, marks, releases
+from updater.release import git_repo, marks, releases, reload
 from updater.release.switching import switch_step, verify_step
 from updater.run import executor, faults, journal, locks, maintenance
 from updater.run.journal import Journal
@@ -223,11 +223,14 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
     def migrate_back(run: Journal) -> None:
         """Reverse the online migrations that were applied, newest app first; rows written meanwhile
         stay (the backup is not restored: the site took writes while it ran)."""
+        if run.fact("switched_from"):  # the new code served: its workers must be gone first
+            reload.wait_until_only(Path(run.fact("switched_from")))
         for app, target in reversed(list((run.fact("migrated_from") or {}).items())):
             releases.manage(root, _release(root, tag), "migrate", app, target, "--noinput")
         run.record(migrated_back=True)
 
     def contract(run: Journal) -> None:
+        reload.wait_until_only(root.release(tag))  # the previous release still reads what goes
         running = releases.start(root, _release(root, tag), "migrate", "--noinput", "-v", "2")
         faults.point("contract:during")
         timed(run, running.result())
