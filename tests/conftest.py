@@ -167,6 +167,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(f"  {command:<24} {fault:<30} -> {outcome}")
     for line in reports.concurrency:
         terminalreporter.write_line(f"Two updates at once: {line}")
+    if reports.online_migrations:
+        database = "MariaDB" if config.getoption("--mariadb") else "SQLite"
+        terminalreporter.section(f"Migrations with the site up, under load ({database})")
+        for name, requests, failed, written, timing in reports.online_migrations:
+            terminalreporter.write_line(
+                f"  {name:<40} {requests:>6} requests, {failed} failed or 503, "
+                f"{written} tickets written and kept; {timing}"
+            )
 
 
 def _repository_status() -> set[str]:

@@ -114,8 +114,8 @@ REFERENCE = next_migration("ticket_reference")  # v10.0.0's
 CHANNEL = next_migration("ticket_channel", after=2)  # v11.0.0's online migration
 DROP_REFERENCE = next_migration("remove_ticket_reference", after=3)  # v11.0.0's contract migration
 RESOLUTION_LINE = '    resolution_notes = models.TextField(_("resolution notes"), blank=True, default="")\n'
-REFERENCE_FIELD = '    reference = models.CharField(max_length=40, null=True, blank=True)\n'
-CHANNEL_FIELD = '    channel = models.CharField(max_length=20, null=True, blank=True)\n'
+REFERENCE_FIELD = "    reference = models.CharField(max_length=40, null=True, blank=True)\n"
+CHANNEL_FIELD = "    channel = models.CharField(max_length=20, null=True, blank=True)\n"
 TICKET_INDEXES = "        indexes = [\n"
 REFERENCE_INDEX = '            models.Index(fields=["reference"], name="crm_ticket_reference_idx"),\n'
 MIGRATION_REFERENCE = f"""from django.db import migrations, models
@@ -244,7 +244,9 @@ def deployed(tagged_repo, wheelhouse, first_venv, tmp_path, django_db_blocker):
     return _deploy(tagged_repo, wheelhouse, first_venv, tmp_path, django_db_blocker)
 
 
-def _deploy(repo: Path, wheelhouse: Path, first_venv: venvs.Venv, tmp_path: Path, django_db_blocker) -> Path:
+def _deploy(
+    repo: Path, wheelhouse: Path, first_venv: venvs.Venv, tmp_path: Path, django_db_blocker, tickets: int = 40
+) -> Path:
     with django_db_blocker.unblock():
         url = _database_url(tmp_path)
     root = tmp_path / "srv"
@@ -258,7 +260,7 @@ def _deploy(repo: Path, wheelhouse: Path, first_venv: venvs.Venv, tmp_path: Path
     )
     init = ["init_deployment", "--root", str(root), "--repo", str(repo), "--version", "v1.0.0"]
     run_manage(REPO_ROOT, *init, "--env-file", str(env_file), "--wheelhouse", str(wheelhouse), check=True)
-    run_manage(root / "current", "seed_demo", "--tickets", "40", "--orgs", "3", check=True)
+    run_manage(root / "current", "seed_demo", "--tickets", str(tickets), "--orgs", "3", check=True)
     return root
 
 

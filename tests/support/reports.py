@@ -3,3 +3,6 @@
 fault_injection: list[tuple[str, str]] = []
 concurrency: list[str] = []
 fault_matrix: list[tuple[str, str, str]] = []  # command, fault, outcome
+online_migrations: list[
+    tuple[str, int, int, int, str]
+] = []  # update, requests, failed, tickets written, timing
