@@ -37,9 +37,9 @@ TICKETS = 20_000
 V1, V10, V11 = "v1.0.0", "v10.0.0", "v11.0.0"
 
 TICKETS_WITH_TITLES = (
-    "import json, sys\n"
+    "import json\n"
     "from crm.models import Ticket\n"
-    "titles = json.load(open(sys.argv[-1]))\n"
+    "titles = json.load(open({path!r}))\n"
     "print(Ticket.objects.filter(title__in=titles).count())\n"
 )
 INDEXES = (
@@ -110,7 +110,8 @@ def failures(samples: list[traffic.Sample]) -> list[str]:
 def tickets_kept(root: Path, titles: list[str]) -> int:
     listed = root / "shared" / "titles.json"
     listed.write_text(json.dumps(titles))
-    found = run_manage(root / "current", "shell", "--no-imports", "-c", TICKETS_WITH_TITLES, str(listed))
+    script = TICKETS_WITH_TITLES.format(path=str(listed))
+    found = run_manage(root / "current", "shell", "--no-imports", "-c", script)
     assert found.returncode == 0, found.stderr
     return int(found.stdout.strip())
 

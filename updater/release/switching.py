@@ -20,7 +20,7 @@ def switch_step(root: DeploymentRoot) -> Step:
         target = releases.Release(Path(run.fact("target")).name, Path(run.fact("target")), None)
         # The smoke checks need no live server (an in-process client in the target release), so they
         # run while the switch and reload happen: maintenance ends as soon as both are through.
-        run.scratch["smoke"] = releases.start(root, target, "smoke_check")
+        run.scratch["smoke"] = releases.start(root, target, *smoke_command(run))
         if run.fact("switched_from") is None:
             run.record(switched_from=root.current_release())  # before the switch: a kill after it is undone
         layout.switch(root, target.path)
@@ -50,7 +50,7 @@ def verify_step(root: DeploymentRoot) -> Step:
             if settings.UPDATER_HEALTH_URL:
                 wait_for_version(settings.UPDATER_HEALTH_URL, target.name, settings.UPDATER_HEALTH_TIMEOUT)
             smoke = run.scratch.get("smoke") or releases.start(
-                root, releases.Release(target.name, target, None), "smoke_check"
+                root, releases.Release(target.name, target, None), *smoke_command(run)
             )
             run.record(smoke_checks=smoke.result(timeout=releases.COMMAND_TIMEOUT).strip().splitlines())
         finally:
@@ -58,6 +58,12 @@ def verify_step(root: DeploymentRoot) -> Step:
         run.record(verified=True)
 
     return Step("verify", do, lambda run: None, completes=True)
+
+
+def smoke_command(run: Journal) -> tuple[str, ...]:
+    """smoke_check, allowing the run's contract migrations to be pending (they follow verify)."""
+    later = (run.fact("migration_schedule") or {}).get("after_switch", [])
+    return ("smoke_check", *(f"--allow-pending={name}" for name in later))
 
 
 def _stop_smoke(run: Journal) -> None:
