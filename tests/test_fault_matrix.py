@@ -38,6 +38,7 @@ from tests.test_update import (  # noqa: F401  (module-scoped fixtures shared wi
 pytestmark = pytest.mark.slow
 
 V1, V2, V8 = "v1.0.0", "v2.0.0", "v8.0.0"  # v2.0.0 adds a migration; v8.0.0 is v2.0.0 plus code only
+V10, V11 = "v10.0.0", "v11.0.0"  # v11.0.0 migrates v10.0.0's schema online, then contracts it
 V2_UNMIGRATED = "v2.0.0 with its migration pending"
 
 
@@ -66,6 +67,20 @@ COMMANDS = {
     ),
     "update (no migration)": Command(
         ("prepare", "backup", "switch", "verify", "maintenance off", "finish"), during=("switch",)
+    ),
+    "update (online + contract)": Command(
+        (
+            "prepare",
+            "rehearse",
+            "backup",
+            "migrate online",
+            "switch",
+            "verify",
+            "maintenance off",
+            "contract",
+            "finish",
+        ),
+        during=("migrate online", "contract"),
     ),
     "rollback --db migrate": Command(
         ("maintenance", "migrate back", "switch", "verify", "maintenance off", "finish"),
@@ -190,6 +205,10 @@ def site(tagged_repo, wheelhouse, first_venv, tmp_path_factory, django_db_blocke
     root = _deploy(tagged_repo, wheelhouse, first_venv, tmp_path_factory.mktemp("matrix"), django_db_blocker)
     site = Site(root)
     site.snapshot(V1)
+    for online in (V10, V11):
+        assert site.run("update", "--version", online).returncode == 0
+        site.snapshot(online)
+    site.reset(V1)
     assert site.run("update", "--version", V2).returncode == 0
     site.snapshot(V2)
     assert site.run("update", "--version", V8).returncode == 0
@@ -245,7 +264,11 @@ def record(label: str, failpoint: str, action: str, outcome: str) -> None:
     reports.fault_matrix.append((label, f"{action} at {failpoint}", outcome))
 
 
-UPDATES = {"update (migration)": (V1, V2), "update (no migration)": (V2, V8)}  # label: from, to
+UPDATES = {  # label: from, to
+    "update (migration)": (V1, V2),
+    "update (no migration)": (V2, V8),
+    "update (online + contract)": (V10, V11),
+}
 
 
 @pytest.mark.parametrize(
