@@ -34,7 +34,7 @@ from updater.backup import steps as backup_steps
 from updater.errors import UpdateFailed, UpdateRefused
 from updater.layout import DeploymentRoot
 from updater.notify import outcome
-from updater.plan import migration_kinds, migrations, planning, policy, rehearsal
+from updater.plan import migration_kinds, migrations, planning, policy, rehearsal, schema
 from updater.release import git_repo, marks, releases, reload
 from updater.release.switching import switch_step, verify_step
 from updater.run import executor, faults, journal, locks, maintenance
@@ -212,7 +212,7 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
     def migrate_online(run: Journal) -> None:
         planned = _schedule(run).before_switch
         if run.fact("migrated_from") is None:  # journaled before anything runs: its undo needs it
-            run.record(migrated_from=_applied_before(planned))
+            run.record(migrated_from=_applied_before(planned), schema_before=schema.snapshot())
         for app, target in _targets(planned):
             running = releases.start(
                 root, _release(root, tag), "migrate", app, target, "--noinput", "-v", "2"
@@ -227,6 +227,10 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
             reload.wait_until_only(Path(run.fact("switched_from")))
         for app, target in reversed(list((run.fact("migrated_from") or {}).items())):
             releases.manage(root, _release(root, tag), "migrate", app, target, "--noinput")
+        if run.fact("schema_before") is not None:  # what a migration that failed half-way left
+            left = schema.added_since(run.fact("schema_before"), schema.snapshot())
+            schema.drop(left)
+            run.record(dropped_leftovers=schema.describe(left))
         run.record(migrated_back=True)
 
     def contract(run: Journal) -> None:
