@@ -5,7 +5,8 @@ Tags: v1.0.0 is this project; v2.0.0 adds a field with a migration; v3.0.0 adds 
 fails half-way; v4.0.0 has a slow migration; v5.0.0 breaks the ticket list (its smoke check fails
 after the switch); v8.0.0 is v2.0.0 plus a change without migrations; v9.0.0 adds the field of v2.0.0
 with a data migration that cannot be reversed. v10.0.0 adds a nullable ticket field and an index
-(online); v11.0.0, after it, adds another nullable field (online) and removes v10.0.0's (contract).
+(online); v11.0.0, after it, adds another nullable field (online) and removes v10.0.0's (contract);
+v12.0.0 has an online migration that fails after its first operation.
 """
 
 import json
@@ -148,6 +149,21 @@ class Migration(migrations.Migration):
     ]
 """
 
+MIGRATION_HALF_WAY = f"""from django.db import migrations, models
+
+
+def fail(apps, schema_editor):
+    raise RuntimeError("this online migration fails after adding its column")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("crm", "{NEWEST}")]
+    operations = [
+        migrations.AddField("ticket", "reference", models.CharField(blank=True, max_length=40, null=True)),
+        migrations.RunPython(fail, migrations.RunPython.noop),
+    ]
+"""
+
 
 # Every step of an update with a migration, in order (the fault matrix kills it at each of them).
 UPDATE_STEPS = (
@@ -210,6 +226,10 @@ def tagged_repo(tmp_path_factory) -> Path:
     (repo / "crm" / "migrations" / f"{CHANNEL}.py").write_text(MIGRATION_CHANNEL)
     (repo / "crm" / "migrations" / f"{DROP_REFERENCE}.py").write_text(MIGRATION_DROP_REFERENCE)
     _commit_tag(repo, "v11.0.0", "feat: tickets get a channel; their reference goes")
+    git("checkout", "-q", "-b", "online-half-way", "v1.0.0", cwd=repo)
+    models_py.write_text(source.replace(RESOLUTION_LINE, RESOLUTION_LINE + REFERENCE_FIELD, 1))
+    (repo / "crm" / "migrations" / f"{REFERENCE}.py").write_text(MIGRATION_HALF_WAY)
+    _commit_tag(repo, "v12.0.0", "feat: an online migration that fails half-way")
     git("checkout", "-q", "main" if "main" in git("branch", cwd=repo) else "master", cwd=repo)
     return repo
 
