@@ -1,36 +1,39 @@
 """Benchmark: what users see while the helpdesk is updated under load, against the handbook's way.
 
-    .venv/bin/python bench/update_downtime.py [--clients 20] [--tickets 2000]
+    .venv/bin/python bench/update_downtime.py [--clients 20] [--tickets 100000]
 
 A real deployment root (init_deployment) on a throwaway MariaDB, served by gunicorn (2 workers,
-HUP reload) from `current`, while 20 logged-in clients fetch /tickets/ as fast as they can on the
-loopback. Tags: v1.0.0 (this repository's HEAD), v1.0.1 (a change without migrations), v2.0.0 (a new
-field with a migration). Scenarios, in one run:
+HUP reload) from `current`, while 20 clients use it as fast as they can on the loopback: logged-in
+agents fetching /tickets/, and two of them opening tickets through the API (tests/support/traffic.py).
+Tags: v1.0.0 (this repository's HEAD), v1.0.1 (a change without migrations), v2.0.0 (a new field the
+old code cannot insert without: a blocking migration), v3.0.0 (a nullable ticket field and an index:
+online), v4.0.0 (v3.0.0's field dropped: contract). Scenarios, in one run:
 
   (a) update v1.0.0 -> v1.0.1 (no migrations)          target: zero failed requests
   (c) rollback v1.0.1 -> v1.0.0 (code only)             target: zero failed requests, <= 3 s
   (b) update v1.0.0 -> v2.0.0 (a migration)             target: 503 only inside the maintenance
                                                         window (as the journal timed it),
                                                         window <= backup + migrate + 2 s
+  (e) update v2.0.0 -> v3.0.0 (online migration)        target: 0 failed, 0 x 503
+  (f) update v3.0.0 -> v4.0.0 (contract migration)      target: 0 failed, 0 x 503
   (d) anchor, the handbook's procedure on its own clone and database: stop the server, git checkout
       in place, pip install into the live venv, backup_database --format sql, migrate,
       collectstatic, start the server.
 
 For each: requests, failed (connection errors, 5xx other than maintenance), 503 with Retry-After,
-the longest gap without a successful response, and the wall time of the command.
+the longest gap without a successful response, and the wall time of the command; for (e) and (f) the
+rehearsal's measured migration time beside the live one.
 """
 
 import argparse
-import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -46,7 +49,8 @@ from tests.support.deployments import (  # noqa: E402
     wheelhouse_for,
 )
 from tests.support.mariadb import MariaDBServer  # noqa: E402
-from tests.support.processes import free_port, login, wait_until_serving  # noqa: E402
+from tests.support.processes import free_port, wait_until_serving  # noqa: E402
+from tests.support.traffic import FAILED, MAINTENANCE, OK, Load, Sample, count, longest_gap  # noqa: E402
 
 MONITORING_TOKEN = "bench-monitoring-token"  # noqa: S105  (health tells its version to monitoring only)
 MONITORING_HEADERS = {"Authorization": f"Bearer {MONITORING_TOKEN}"}
@@ -62,55 +66,29 @@ class Migration(migrations.Migration):
     ]
 """
 
-
-@dataclass
-class Sample:
-    started: float
-    finished: float
-    outcome: str  # "ok", "maintenance" (503 + Retry-After) or "failed"
+REFERENCE = next_migration("ticket_reference", after=2)
+DROP_REFERENCE = next_migration("remove_ticket_reference", after=3)
+ONLINE_MIGRATION = f"""from django.db import migrations, models
 
 
-@dataclass
-class Load:
-    """N clients, each with its own logged-in session, fetching one URL in a loop."""
+class Migration(migrations.Migration):
+    dependencies = [("crm", "{next_migration("organization_phone")}")]
+    operations = [
+        migrations.AddField("ticket", "reference", models.CharField(blank=True, max_length=40, null=True)),
+        migrations.AddIndex("ticket", models.Index(fields=["reference"], name="crm_ticket_reference_idx")),
+    ]
+"""
+CONTRACT_MIGRATION = f"""from django.db import migrations
 
-    base: str
-    clients: int
-    samples: list[Sample] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> None:
-        sessions = [login(self.base, "agent1", "agent") for _ in range(self.clients)]
-        self._threads = [threading.Thread(target=self._client, args=(s,), daemon=True) for s in sessions]
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-
-    def _client(self, session: requests.Session) -> None:
-        while not self._stop.is_set():
-            started = time.time()
-            try:
-                response = session.get(self.base + "/tickets/", timeout=30, allow_redirects=False)
-                if response.status_code == 200:
-                    outcome = "ok"
-                elif response.status_code == 503 and response.headers.get("Retry-After"):
-                    outcome = "maintenance"
-                else:
-                    outcome = "failed"
-            except requests.RequestException:
-                outcome = "failed"
-                time.sleep(0.01)  # a refused connection returns at once; do not spin
-            with self._lock:
-                self.samples.append(Sample(started, time.time(), outcome))
-
-    def between(self, start: float, end: float) -> list[Sample]:
-        with self._lock:
-            return [s for s in self.samples if s.finished >= start and s.started <= end]
+class Migration(migrations.Migration):
+    dependencies = [("crm", "{REFERENCE}")]
+    operations = [
+        migrations.RemoveIndex("ticket", "crm_ticket_reference_idx"),
+        migrations.RemoveField("ticket", "reference"),
+    ]
+"""
+WRITERS = 2
 
 
 @dataclass
@@ -123,9 +101,8 @@ class Outcome:
     note: str = ""
 
     def row(self) -> str:
-        ok = sum(s.outcome == "ok" for s in self.samples)
-        failed = sum(s.outcome == "failed" for s in self.samples)
-        maintenance = sum(s.outcome == "maintenance" for s in self.samples)
+        ok, failed = count(self.samples, OK), count(self.samples, FAILED)
+        maintenance = count(self.samples, MAINTENANCE)
         gap = longest_gap(self.samples, self.start, self.end)
         counts = f"{len(self.samples):>6} {ok:>6} {failed:>6} {maintenance:>6}"
         return f"{self.name:<44} {counts} {gap:>8.2f}s {self.wall:>7.2f}s  {self.note}"
@@ -135,17 +112,10 @@ class Outcome:
         return longest_gap(self.samples, self.start, self.end)
 
 
-def longest_gap(samples: list[Sample], start: float, end: float) -> float:
-    """The longest stretch inside [start, end] in which no request completed successfully."""
-    moments = sorted(s.finished for s in samples if s.outcome == "ok" and start <= s.finished <= end)
-    edges = [start, *moments, end]
-    return max(b - a for a, b in itertools.pairwise(edges))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--tickets", type=int, default=2000)
+    parser.add_argument("--tickets", type=int, default=100_000)
     args = parser.parse_args()
 
     with (
@@ -155,7 +125,10 @@ def main() -> None:
         tmp = Path(tmp_name)
         repo = _tagged_repository(tmp / "source")
         wheels = wheelhouse_for(REPO_ROOT / "requirements.txt")
-        print(f"{args.clients} clients on /tickets/ as an agent, {args.tickets} tickets, MariaDB, 2 workers")
+        print(
+            f"{args.clients} clients as an agent ({args.clients - WRITERS} on /tickets/, {WRITERS} opening "
+            f"tickets through the API), {args.tickets} tickets, MariaDB, 2 workers"
+        )
         results = _updater_scenarios(tmp, repo, wheels, server, args)
         results.append(_handbook_scenario(tmp, repo, wheels, server, args))
         header = f"{'scenario':<44} {'reqs':>6} {'ok':>6} {'failed':>6} {'503':>6} {'max gap':>9} {'wall':>8}"
@@ -168,6 +141,12 @@ def main() -> None:
             f"\nlongest gap without a successful request: handbook {anchor.gap:.2f}s, "
             f"update with a migration {ours.gap:.2f}s ({ratio:.1f}x shorter)"
         )
+        for online in results[3:5]:
+            print(
+                f"{online.name}: {count(online.samples, FAILED)} failed, "
+                f"{count(online.samples, MAINTENANCE)} x 503, longest gap {online.gap:.2f}s "
+                f"({anchor.gap / max(online.gap, 1e-3):.1f}x shorter than the handbook's)"
+            )
 
 
 def _tagged_repository(path: Path) -> Path:
@@ -181,6 +160,18 @@ def _tagged_repository(path: Path) -> Path:
     models.write_text(models.read_text().replace(email, email + FIELD, 1))
     (repo / "crm" / "migrations" / f"{next_migration('organization_phone')}.py").write_text(MIGRATION)
     _commit_tag(repo, "v2.0.0", "feat: organizations get a phone number")
+    resolution = '    resolution_notes = models.TextField(_("resolution notes"), blank=True, default="")\n'
+    reference = "    reference = models.CharField(max_length=40, null=True, blank=True)\n"
+    indexes = "        indexes = [\n"
+    index = '            models.Index(fields=["reference"], name="crm_ticket_reference_idx"),\n'
+    with_phone = models.read_text()
+    with_reference = with_phone.replace(resolution, resolution + reference, 1)
+    models.write_text(with_reference.replace(indexes, indexes + index, 1))
+    (repo / "crm" / "migrations" / f"{REFERENCE}.py").write_text(ONLINE_MIGRATION)
+    _commit_tag(repo, "v3.0.0", "feat: tickets get an optional reference (online migration)")
+    models.write_text(with_phone)
+    (repo / "crm" / "migrations" / f"{DROP_REFERENCE}.py").write_text(CONTRACT_MIGRATION)
+    _commit_tag(repo, "v4.0.0", "refactor: the reference goes (contract migration)")
     return repo
 
 
@@ -222,7 +213,7 @@ def _updater_scenarios(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base + "/monitoring/health/", gunicorn)
-        load = Load(base, args.clients)
+        load = Load(base, readers=args.clients - WRITERS, writers=WRITERS)
         load.start()
         time.sleep(3)  # steady state first
         results = [
@@ -232,6 +223,13 @@ def _updater_scenarios(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
         outcome = _timed(load, "(b) update with a migration", root, "update", "--version", "v2.0.0")
         outcome.note = _maintenance_note(outcome, root)
         results.append(outcome)
+        for name, tag in (
+            ("(e) update, online migration", "v3.0.0"),
+            ("(f) update, contract migration", "v4.0.0"),
+        ):
+            outcome = _timed(load, name, root, "update", "--version", tag)
+            outcome.note = _maintenance_note(outcome, root) + "; " + _rehearsal_note(root)
+            results.append(outcome)
         load.stop()
         return results
     finally:
@@ -272,6 +270,15 @@ def _maintenance_note(outcome: Outcome, root: Path) -> str:
     )
 
 
+def _rehearsal_note(root: Path) -> str:
+    """The rehearsal's measured time for the migrations beside the live run's."""
+    journal = json.loads(sorted((root / "shared" / "updates").glob("*-update.json"))[-1].read_text())
+    facts = journal["facts"]
+    rehearsed = sum(facts.get("rehearsal", {}).get("migrations", {}).values())
+    live = sum(facts.get("migrated_seconds", {}).values())
+    return f"migrations rehearsed {rehearsed:.2f}s, live {live:.2f}s"
+
+
 def _handbook_scenario(tmp: Path, repo: Path, wheels: Path, server: MariaDBServer, args) -> Outcome:
     """The handbook's deploy: everything in place, the server stopped for the whole of it."""
     server.create_database("handbook")
@@ -308,7 +315,7 @@ def _handbook_scenario(tmp: Path, repo: Path, wheels: Path, server: MariaDBServe
     base = f"http://127.0.0.1:{port}"
     gunicorn = _gunicorn(site, env_file, port, site / "gunicorn.pid")
     wait_until_serving(base + "/monitoring/health/", gunicorn)
-    load = Load(base, args.clients)
+    load = Load(base, readers=args.clients - WRITERS, writers=WRITERS)
     load.start()
     time.sleep(3)
     start = time.time()
