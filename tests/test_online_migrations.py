@@ -236,6 +236,10 @@ def test_online_then_contract_migrations_under_load_fail_no_request(site):
     assert created and tickets_kept(root, created) == len(created)
     report = run_manage(root / "current", "update_report", check=True).stdout
     assert f"crm.{DROP_REFERENCE}: contract (RemoveField of a nullable column" in report
+    assert (
+        f"migrated online, the site up: crm.{CHANNEL} before the switch; crm.{DROP_REFERENCE} after verify"
+        in report
+    )
     assert re.search(r"migrations took [\d.]+ s; the rehearsal measured [\d.]+ s \(rehearsed ", report)
     _report(f"{V10} -> {V11} (online + contract)", samples, created, journal)
 

@@ -104,3 +104,42 @@ def test_update_report_renders_a_kept_run_and_emails_it(settings, tmp_path, caps
         settings.NOTIFY_EMAILS = ["ops@example.org"]
         call_command("update_report", "--run", run.data["id"][:12], "--email")
     assert smtp.received[0].subject.startswith("[OK] helpdesk update v1.0.0 -> v1.1.0")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "line"),
+    [
+        (
+            {"mode": "online", "before_switch": ["crm.0005_a"], "after_switch": ["crm.0006_b"], "why": "-"},
+            "migrated online, the site up: crm.0005_a before the switch; crm.0006_b after verify",
+        ),
+        (
+            {
+                "mode": "maintenance",
+                "before_switch": ["crm.0005_a", "crm.0006_b"],
+                "after_switch": [],
+                "why": "crm.0006_b is blocking: x",
+            },
+            "migrated under maintenance: crm.0006_b is blocking: x",
+        ),
+    ],
+)
+def test_the_report_says_how_the_migrations_ran_and_what_the_rehearsal_predicted(tmp_path, schedule, line):
+    run = journal.Journal.start(tmp_path, "update", "v1.0.0", "v1.1.0", actor="marta")
+    run.record(
+        pending_migrations=["crm.0005_a", "crm.0006_b"],
+        migration_schedule=schedule,
+        rehearsal={
+            "source": "rehearsed 2026-11-27 on a copy of 1.2 GB",
+            "migrations": {"crm.0005_a": 1.5, "crm.0006_b": 2.0},
+        },
+        migrated_seconds={"crm.0005_a": 1.25, "crm.0006_b": 2.5, "crm.0007_not_rehearsed": 9.0},
+    )
+    run.finish(journal.SUCCEEDED)
+    text = reports.render(reports.build(run))
+    assert line in text
+    # only migrations both measured are compared: 3.5 s rehearsed against 3.75 s live
+    assert (
+        "migrations took 3.75 s; the rehearsal measured 3.5 s (rehearsed 2026-11-27 on a copy of 1.2 GB)"
+        in text
+    )

@@ -199,19 +199,16 @@ def error_log_tail(since: str, lines: int = ERROR_LOG_LINES) -> list[str]:
     return found[-lines:]
 
 
-MIGRATING_STEPS = ("migrate", "migrate online", "contract")
-
-
 def _estimate_vs_actual(data: dict) -> dict | None:
-    """The rehearsal's measured migration time beside what migrating the live database took."""
-    rehearsed = data.get("facts", {}).get("rehearsal")
-    actual = [
-        s["seconds"] for s in data.get("steps", []) if s["name"] in MIGRATING_STEPS and s.get("seconds")
-    ]
+    """The rehearsal's measured time for the migrations beside what they took on the live database
+    (only the migrations both measured)."""
+    facts = data.get("facts", {})
+    rehearsed, actual = facts.get("rehearsal"), facts.get("migrated_seconds")
     if not rehearsed or not actual:
         return None
+    both = set(rehearsed["migrations"]) & set(actual)
     return {
-        "rehearsed_seconds": round(sum(rehearsed["migrations"].values()), 2),
-        "actual_seconds": round(sum(actual), 2),
+        "rehearsed_seconds": round(sum(rehearsed["migrations"][name] for name in both), 3),
+        "actual_seconds": round(sum(actual[name] for name in both), 3),
         "source": rehearsed["source"],
     }
