@@ -770,8 +770,13 @@ def test_update_plan_lists_what_migrate_then_applies(deployed):
         {"name": f"crm.{PHONE}", "irreversible": False, "reasons": [], "kind": "blocking", "why": [blocking]}
     ]
     assert plan["maintenance_needed"] and not plan["requirements_changed"]
+    assert plan["migration_schedule"]["mode"] == "maintenance"
     text = run_manage(deployed / "current", "update_plan", "--version", "v2.0.0").stdout
     assert f"  crm.{PHONE}\n    blocking: {blocking}\n" in text
+    assert f"Migrations (1, maintenance mode while they run: crm.{PHONE} is blocking: {blocking}):" in text
+    online = run_manage(deployed / "current", "update_plan", "--version", "v10.0.0").stdout
+    assert "Migrations (1, online, the site stays up: 1 before the switch, 0 after it is verified):" in online
+    assert "Estimated downtime: 0 s (online migrations: the site stays up" in online
 
     assert update(deployed, "--version", "v2.0.0").returncode == 0
     facts = last_journal(deployed)["facts"]
