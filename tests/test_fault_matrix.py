@@ -26,6 +26,7 @@ import pytest
 from tests.support import reports
 from tests.support.deployments import newest_migration
 from tests.test_update import (  # noqa: F401  (module-scoped fixtures shared with the update tests)
+    ONLINE_UPDATE_STEPS,
     SCHEMA_AND_ROWS,
     UPDATE_STEPS,
     _deploy,
@@ -68,20 +69,7 @@ COMMANDS = {
     "update (no migration)": Command(
         ("prepare", "backup", "switch", "verify", "maintenance off", "finish"), during=("switch",)
     ),
-    "update (online + contract)": Command(
-        (
-            "prepare",
-            "rehearse",
-            "backup",
-            "migrate online",
-            "switch",
-            "verify",
-            "maintenance off",
-            "contract",
-            "finish",
-        ),
-        during=("migrate online", "contract"),
-    ),
+    "update (online + contract)": Command(ONLINE_UPDATE_STEPS, during=("migrate online", "contract")),
     "rollback --db migrate": Command(
         ("maintenance", "migrate back", "switch", "verify", "maintenance off", "finish"),
         during=("migrate back", "switch"),

@@ -18,16 +18,18 @@ from pathlib import Path
 import pytest
 
 from tests.support import reports, traffic
-from tests.support.processes import free_port, start_gunicorn, wait_until_serving
+from tests.support.processes import wait_until_serving
 from tests.test_update import (  # noqa: F401  (module-scoped fixtures shared with the update tests)
     CHANNEL,
     DROP_REFERENCE,
+    ONLINE_UPDATE_STEPS,
     REFERENCE,
     _deploy,
     first_venv,
     last_journal,
     run_manage,
     schema_and_rows,
+    serve_current,
     tagged_repo,
     wheelhouse,
 )
@@ -55,24 +57,7 @@ def site(tagged_repo, wheelhouse, first_venv, tmp_path_factory, django_db_blocke
     """A deployment at v1.0.0 with 20,000 tickets, served by gunicorn from `current`."""
     tmp = tmp_path_factory.mktemp("online")
     root = _deploy(tagged_repo, wheelhouse, first_venv, tmp, django_db_blocker, tickets=TICKETS)
-    port = free_port()
-    pidfile = root / "shared" / "gunicorn.pid"
-    base = f"http://127.0.0.1:{port}"
-    with (root / "shared" / ".env").open("a") as env_file:
-        env_file.write(
-            f"UPDATER_RELOAD_PIDFILE={pidfile}\nUPDATER_HEALTH_URL={base}/monitoring/health/\n"
-            "UPDATER_HEALTH_TIMEOUT=60\nUPDATER_DRAIN_SECONDS=60\nLOG_LEVEL=WARNING\n"
-        )
-    env = {
-        "PATH": os.environ["PATH"],
-        "ENV_FILE": str(root / "shared" / ".env"),
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_PIDFILE": str(pidfile),
-        "GUNICORN_CHDIR": str(root / "current"),
-        "GUNICORN_ACCESSLOG": "",
-    }
-    server = start_gunicorn(env, root / "current", str(root / "current" / ".venv" / "bin" / "python"))
+    server, base = serve_current(root, UPDATER_DRAIN_SECONDS="60", LOG_LEVEL="WARNING")
     try:
         wait_until_serving(base + "/monitoring/health/", server)
         yield root, base
@@ -183,16 +168,7 @@ def test_online_then_contract_migrations_under_load_fail_no_request(site):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Migrated online: the site stayed up" in result.stdout
     journal = last_journal(root)
-    assert step_names(journal) == [
-        "prepare",
-        "rehearse",
-        "backup",
-        "migrate online",
-        "switch",
-        "verify",
-        "maintenance off",
-        "finish",
-    ]
+    assert step_names(journal) == [step for step in ONLINE_UPDATE_STEPS if step != "contract"]
     assert "maintenance_since" not in journal["facts"]  # never on
     assert journal["facts"]["migration_kinds"][f"crm.{REFERENCE}"]["kind"] == "online"
     assert "reference" in ticket_columns(root)
@@ -217,17 +193,7 @@ def test_online_then_contract_migrations_under_load_fail_no_request(site):
     assert failures(samples) == [], failures(samples)[:10]  # what users saw comes first
     journal = last_journal(root)
     steps = step_names(journal)
-    assert steps == [
-        "prepare",
-        "rehearse",
-        "backup",
-        "migrate online",
-        "switch",
-        "verify",
-        "maintenance off",
-        "contract",
-        "finish",
-    ]
+    assert steps == list(ONLINE_UPDATE_STEPS)
     # the column v10.0.0 reads goes only once v11.0.0 is verified (its workers alone serving)
     assert steps.index("contract") > steps.index("verify")
     columns = ticket_columns(root)

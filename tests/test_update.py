@@ -34,7 +34,7 @@ from tests.support.deployments import (
     wheelhouse_for,
 )
 from tests.support.mailbox import Mailbox
-from tests.support.processes import free_port, wait_until_serving
+from tests.support.processes import free_port, start_gunicorn, wait_until_serving
 from tests.support.webhooks import Webhook
 from updater import layout
 from updater.plan import auto
@@ -163,6 +163,20 @@ class Migration(migrations.Migration):
         migrations.RunPython(fail, migrations.RunPython.noop),
     ]
 """
+
+
+# Every step of an update whose migrations run with the site up (online, then contract), in order.
+ONLINE_UPDATE_STEPS = (
+    "prepare",
+    "rehearse",
+    "backup",
+    "migrate online",
+    "switch",
+    "verify",
+    "maintenance off",
+    "contract",
+    "finish",
+)
 
 
 # Every step of an update with a migration, in order (the fault matrix kills it at each of them).
@@ -558,30 +572,37 @@ def test_a_release_whose_requirements_cannot_install_changes_nothing_live(deploy
     assert not (deployed / "shared" / "maintenance").exists()
 
 
-def test_gunicorn_serving_current_reports_the_new_version_after_a_hup_reload(deployed):
+def serve_current(root: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+    """gunicorn (2 workers) serving the deployment's `current` on a free loopback port, reloaded by
+    the updater with SIGHUP and checked through its health URL; `settings` go to shared/.env too.
+    (the process, its base URL)"""
     port = free_port()
-    pidfile = deployed / "shared" / "gunicorn.pid"
-    health = f"http://127.0.0.1:{port}/monitoring/health/"
-    with (deployed / "shared" / ".env").open("a") as env_file:
-        env_file.write(
-            f"UPDATER_RELOAD_PIDFILE={pidfile}\nUPDATER_HEALTH_URL={health}\nUPDATER_HEALTH_TIMEOUT=60\n"
-        )
-    python = str(deployed / "current" / ".venv" / "bin" / "python")
+    pidfile = root / "shared" / "gunicorn.pid"
+    base = f"http://127.0.0.1:{port}"
+    settings = {
+        "UPDATER_RELOAD_PIDFILE": str(pidfile),
+        "UPDATER_HEALTH_URL": f"{base}/monitoring/health/",
+        "UPDATER_HEALTH_TIMEOUT": "60",
+        **settings,
+    }
+    with (root / "shared" / ".env").open("a") as env_file:
+        env_file.writelines(f"{key}={value}\n" for key, value in settings.items())
     env = {
         "PATH": os.environ["PATH"],
-        "ENV_FILE": str(deployed / "shared" / ".env"),
+        "ENV_FILE": str(root / "shared" / ".env"),
         "GUNICORN_WORKERS": "2",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_PIDFILE": str(pidfile),
-        "GUNICORN_CHDIR": str(deployed / "current"),
+        "GUNICORN_CHDIR": str(root / "current"),
+        "GUNICORN_ACCESSLOG": "",
     }
-    server = subprocess.Popen(
-        [python, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
-        cwd=deployed / "current",
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_gunicorn(env, root / "current", str(root / "current" / ".venv" / "bin" / "python"))
+    return server, base
+
+
+def test_gunicorn_serving_current_reports_the_new_version_after_a_hup_reload(deployed):
+    server, base = serve_current(deployed)
+    health = f"{base}/monitoring/health/"
     try:
         wait_until_serving(health, server)
         # health tells its version only to monitoring: with the token init_deployment generated
