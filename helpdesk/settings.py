@@ -214,6 +214,9 @@ UPDATER_WHEELHOUSE = config("UPDATER_WHEELHOUSE", default="")
 # Rehearse pending migrations on a scratch copy of the live database before touching it (needs room
 # for a copy; on MariaDB the right to create <name>_rehearsal). Off for databases too big to copy.
 UPDATER_REHEARSE = config("UPDATER_REHEARSE", default=True, cast=bool)
+# A rehearsal copies the newest verified backup of the current schema when it is younger than this
+# (seconds), instead of dumping the live database; 0: always a fresh copy of the live database.
+UPDATER_REHEARSAL_BACKUP_AGE = config("UPDATER_REHEARSAL_BACKUP_AGE", default=3600, cast=int)
 # Run migrations the release before can live with (updater/plan/migration_kinds.py) with the site up:
 # online ones before the switch, contract ones after verify. Off: every migration under maintenance.
 UPDATER_ONLINE_MIGRATIONS = config("UPDATER_ONLINE_MIGRATIONS", default=True, cast=bool)

@@ -123,13 +123,19 @@ def test_update_plan_rehearses_and_the_estimate_says_so(deployed, django_db_bloc
     result = run_manage(deployed / "current", "update_plan", "--version", "v11.0.0", "--rehearse")
     assert result.returncode == 0, result.stderr
     estimate = re.search(r"Estimated downtime: \d+ s \((.+?)\);", result.stdout)
-    assert estimate and re.fullmatch(r"rehearsed \d{4}-\d\d-\d\d on a copy of [\d.]+ (KB|MB)", estimate[1])
+    copy = r"rehearsed \d{4}-\d\d-\d\d on a copy of [\d.]+ (KB|MB)"
+    assert estimate and re.fullmatch(copy + " from the live database", estimate[1])  # no backup yet
     measured = json.loads((deployed / "shared" / "rehearsals" / "v11.0.0.json").read_text())
     assert list(measured["migrations"]) == [f"crm.{PHONE}"] and measured["current"] == "v1.0.0"
     assert (deployed / "current").resolve().name == "v1.0.0"  # nothing live changed
     assert _scratch_copies(deployed, django_db_blocker) == []
     as_json = run_manage(deployed / "current", "update_plan", "--version", "v11.0.0", "--format", "json")
     assert json.loads(as_json.stdout)["estimate_source"] == estimate[1]
+
+    run_manage(deployed / "current", "backup_database", check=True)  # a recent backup: the copy's source
+    again = run_manage(deployed / "current", "update_plan", "--version", "v11.0.0", "--rehearse")
+    estimate = re.search(r"Estimated downtime: \d+ s \((.+?)\);", again.stdout)
+    assert estimate and re.fullmatch(copy + r" from backup \S+, taken \S+", estimate[1]), again.stdout
 
     updated = update(deployed, "--version", "v11.0.0")
     assert updated.returncode == 0, updated.stderr

@@ -31,12 +31,13 @@ from updater.backup.engines import Engine, EngineError, engine_for
 from updater.backup.manifest import (
     BackupBusy,
     BackupError,
+    BackupInvalid,
     ChangedSinceVerified,
     Manifest,
     read_hashing,
     verify_backup,
 )
-from updater.backup.rotation import pinned, rotate_backups
+from updater.backup.rotation import list_backups, pinned, rotate_backups
 from updater.run import faults, locks
 from updater.run.files import fsync_directory
 
@@ -369,6 +370,35 @@ def _put_back(engine: Engine, safety: BackupResult) -> None:
             f"the restore failed AND putting back the safety backup {safety.path} failed too: {error}. "
             f"Restore it by hand: manage.py restore_database {safety.path}"
         ) from error
+
+
+def newest_current(directory: Path, max_age_seconds: float, alias: str = "default") -> BackupResult | None:
+    """The newest backup of this database taken less than max_age_seconds ago at the schema it has now
+    (the same applied migrations), verified against its manifest; None when there is none."""
+    engine = engine_for(alias)
+    if max_age_seconds <= 0 or not Path(directory).is_dir():
+        return None
+    state = _migration_state(alias)
+    now = datetime.now(UTC)
+    for path, manifest in list_backups(directory, engine.database):
+        age = (now - datetime.fromisoformat(manifest.finished_at)).total_seconds()
+        if age > max_age_seconds:
+            return None  # newest first: every other one is older still
+        if (
+            manifest.vendor == engine.vendor
+            and manifest.migrations == state
+            and manifest.format in engine.formats
+        ):
+            try:
+                return BackupResult(path, verify_backup(path))
+            except BackupInvalid:
+                continue
+    return None
+
+
+def dump_of(backup: BackupResult) -> Iterator[bytes]:
+    """The backup's dump, decompressed as it is read (and checked against its manifest at the end)."""
+    return _decompressed(backup.path, backup.manifest, None)
 
 
 def _decompressed(path: Path, manifest: Manifest, progress: Progress | None) -> Iterator[bytes]:

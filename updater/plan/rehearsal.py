@@ -1,9 +1,11 @@
 """Rehearsing a release's migrations on a scratch copy of the live database, before anything live
 changes (the handbook's "Testowanie Migracji": copy, migrate the copy, check it).
 
-The copy is fresh, streamed from the live database by the same engines that make backups (SQLite's
-online backup API; mariadb-dump into a database `<name>_rehearsal` on the same server, which the
-account must be allowed to create). The target release's own code migrates the copy, pointed at it
+The copy is loaded from the newest verified backup when it is recent (UPDATER_REHEARSAL_BACKUP_AGE)
+and holds the schema the live database has now, sparing the live server a dump; otherwise it is
+streamed fresh from the live database by the same engines that make backups (SQLite's online backup
+API; mariadb-dump). On MariaDB it is a database `<name>_rehearsal` on the same server, which the
+account must be allowed to create. The target release's own code migrates the copy, pointed at it
 by DATABASE_NAME, and checks it refuses to start on anything else first; then `migrate --check` and
 the engine's integrity check run on the copy, which is dropped whatever happened (a killed run's copy
 is dropped by the next rehearsal, or by `rollback --recover` undoing this step).
@@ -19,10 +21,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db import DatabaseError, connection, connections
 
+from updater.backup import backups
 from updater.backup.engines import engine_for
 from updater.backup.engines.base import EngineError
+from updater.backup.manifest import BackupError
 from updater.layout import DeploymentRoot
 from updater.release import releases
 from updater.run import faults
@@ -63,6 +68,7 @@ class Rehearsal:
     migrations: dict[str, float]  # name -> seconds, as applied on the copy
     copied_bytes: int
     at: str  # ISO 8601, UTC
+    copied_from: str = "the live database"  # or "backup <file>, taken <when>"
 
     @property
     def seconds(self) -> float:
@@ -70,12 +76,13 @@ class Rehearsal:
 
     def source(self) -> str:
         """'rehearsed 2026-11-27 on a copy of 1.2 GB', for the plan."""
-        return f"rehearsed {self.at[:10]} on a copy of {_size(self.copied_bytes)}"
+        return f"rehearsed {self.at[:10]} on a copy of {_size(self.copied_bytes)} from {self.copied_from}"
 
 
 def rehearse(root: DeploymentRoot, release: releases.Release, current: str | None) -> Rehearsal:
     """Copy the live database, migrate the copy with `release`'s code, check it, drop it."""
-    with scratch_copy() as (scratch, copied):
+    recent = backups.newest_current(root.backups, settings.UPDATER_REHEARSAL_BACKUP_AGE)
+    with scratch_copy(recent) as (scratch, copied):
         running = releases.start(
             root,
             release,
@@ -101,22 +108,31 @@ def rehearse(root: DeploymentRoot, release: releases.Release, current: str | Non
         if problems:
             raise RehearsalFailed(None, "integrity check of the migrated copy: " + "; ".join(problems[:5]))
     timings = migration_timings(output)
-    result = Rehearsal(release.tag, current, timings, copied, datetime.now(UTC).isoformat(timespec="seconds"))
+    copied_from = (
+        f"backup {recent.path.name}, taken {recent.manifest.finished_at}" if recent else "the live database"
+    )
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    result = Rehearsal(release.tag, current, timings, copied, at, copied_from)
     save(root, result)
     return result
 
 
 @contextmanager
-def scratch_copy():
-    """(scratch database name, bytes copied): the live database streamed into a scratch database,
-    reachable here as the `rehearsal` alias, dropped afterwards (and before, when a killed run left one)."""
+def scratch_copy(backup: backups.BackupResult | None = None):
+    """(scratch database name, bytes copied): the live database (or `backup` of it) streamed into a
+    scratch database, reachable here as the `rehearsal` alias, dropped afterwards (and before, when a
+    killed run left one)."""
     name = scratch_name()
     drop_scratch()
     try:
         _create(name)
         connections.settings[ALIAS] = dict(connection.settings_dict, NAME=name)
-        live = engine_for("default")
-        fmt = live.formats[0]
+        if backup is not None:
+            fmt, dump = backup.manifest.format, backups.dump_of(backup)
+        else:
+            live = engine_for("default")
+            fmt = live.formats[0]
+            dump = live.iter_dump(fmt)
         copied = 0
 
         def counted(chunks):
@@ -126,8 +142,8 @@ def scratch_copy():
                 yield chunk
 
         try:
-            engine_for(ALIAS).load(counted(live.iter_dump(fmt)), fmt)
-        except (EngineError, OSError) as error:
+            engine_for(ALIAS).load(counted(dump), fmt)
+        except (EngineError, OSError, BackupError) as error:
             raise RehearsalError(f"the live database could not be copied for a rehearsal: {error}") from error
         faults.point("rehearse:during")  # the copy made, not yet migrated
         yield name, copied
