@@ -835,11 +835,11 @@ def test_update_plan_flags_irreversible_migrations_and_defaults_to_the_newest_ta
 def test_breaking_changes_and_closed_windows_are_refused_until_explicitly_allowed(deployed, tagged_repo):
     git("checkout", "-q", "-b", "breaking", "v8.0.0", cwd=tagged_repo)
     (tagged_repo / "NOTES.txt").write_text("the old API is gone\n")
-    _commit_tag(tagged_repo, "v10.0.0", "feat(api)!: drop the old ticket API")
-    breaking = update(deployed, "--version", "v10.0.0")
+    _commit_tag(tagged_repo, "v13.0.0", "feat(api)!: drop the old ticket API")
+    breaking = update(deployed, "--version", "v13.0.0")
     assert breaking.returncode == 2
     assert "contains BREAKING changes (feat(api)!: drop the old ticket API)" in breaking.stderr
-    allowed = update(deployed, "--version", "v10.0.0", "--allow-breaking", "--dry-run")
+    allowed = update(deployed, "--version", "v13.0.0", "--allow-breaking", "--dry-run")
     assert allowed.returncode == 0, allowed.stderr
 
     with (deployed / "shared" / ".env").open("a") as env_file:
