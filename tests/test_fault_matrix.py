@@ -47,11 +47,15 @@ V2_UNMIGRATED = "v2.0.0 with its migration pending"
 class Command:
     steps: tuple[str, ...]  # in the order the command runs them, skipped ones left out
     during: tuple[str, ...] = ()  # steps with a failpoint in their middle
+    # the steps faulted before and inside (default: all); a command whose other steps are the same
+    # code as another command's, already faulted there, lists only its own
+    faulted: tuple[str, ...] | None = None
 
     def faults(self) -> list[tuple[str, str]]:
-        kills = [f"{step}:before" for step in self.steps] + [f"{self.steps[-1]}:after"]
+        faulted = [step for step in self.steps if self.faulted is None or step in self.faulted]
+        kills = [f"{step}:before" for step in faulted] + [f"{self.steps[-1]}:after"]
         kills += [f"{step}:during" for step in self.during]
-        return [(point, "kill") for point in kills] + [(f"{step}:end", "fail") for step in self.steps]
+        return [(point, "kill") for point in kills] + [(f"{step}:end", "fail") for step in faulted]
 
     def completes(self, failpoint: str) -> bool:
         """Whether a run stopped at failpoint is past its point of no return (verified)."""
@@ -69,7 +73,14 @@ COMMANDS = {
     "update (no migration)": Command(
         ("prepare", "backup", "switch", "verify", "maintenance off", "finish"), during=("switch",)
     ),
-    "update (online + contract)": Command(ONLINE_UPDATE_STEPS, during=("migrate online", "contract")),
+    # prepare, rehearse, backup and maintenance off are the blocking update's own steps (faulted above);
+    # what differs is undone or completed differently: migrate online (undone by migrating back, also
+    # after the switch and verify) and contract (completed, past the point of no return)
+    "update (online + contract)": Command(
+        ONLINE_UPDATE_STEPS,
+        during=("migrate online", "contract"),
+        faulted=("migrate online", "switch", "verify", "contract"),
+    ),
     "rollback --db migrate": Command(
         ("maintenance", "migrate back", "switch", "verify", "maintenance off", "finish"),
         during=("migrate back", "switch"),

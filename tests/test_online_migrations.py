@@ -67,9 +67,9 @@ def site(tagged_repo, wheelhouse, first_venv, tmp_path_factory, django_db_blocke
 
 
 def update_under_load(root: Path, base: str, tag: str, failpoints: str = "", **settings: str) -> tuple:
-    """`update --version tag` while 6 readers and 2 writers use the site: (result, samples, created).
+    """`update --version tag` while 3 readers and 2 writers use the site: (result, samples, created).
     `settings` override shared/.env (real environment variables win over it)."""
-    load = traffic.Load(base, readers=6, writers=2)
+    load = traffic.Load(base, readers=3, writers=2)
     load.start()
     try:
         env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
