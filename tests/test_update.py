@@ -642,6 +642,16 @@ def test_dry_run_prepares_the_release_and_changes_nothing_live(deployed):
     journal = last_journal(deployed)
     assert (journal["status"], journal["cause"]) == ("succeeded", "dry run: prepared, nothing switched")
     assert not list((deployed / "shared" / "updates").glob("*.report.md"))  # nobody is told of a dry run
+    assert journal["facts"]["static_and_translations_built"] is True
+
+    # the update that follows finds the release prepared: its static files and translations stand
+    built = deployed / "releases" / "v2.0.0" / ".helpdesk-built"
+    assert (
+        built.read_text() == git("rev-parse", "v2.0.0^{commit}", cwd=deployed / "releases" / "v2.0.0").strip()
+    )
+    result = update(deployed, "--version", "v2.0.0")
+    assert result.returncode == 0, result.stderr  # its smoke checks served the static files built before
+    assert last_journal(deployed)["facts"]["static_and_translations_built"] is False
 
 
 def _add_failing_deploy_check(repo: Path) -> None:

@@ -163,14 +163,25 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
     def prepare(run: Journal) -> None:
         wheelhouse = Path(settings.UPDATER_WHEELHOUSE) if settings.UPDATER_WHEELHOUSE else None
         release = releases.prepare(root, tag, wheelhouse=wheelhouse)
+        built = _built_files_marker(root, release)
+        building = (
+            ()
+            if built and built.is_file() and built.read_text() == _commit(root, tag)
+            else (
+                ("compilemessages", "--ignore=.venv", "-v", "0"),
+                ("collectstatic", "--noinput", "-v", "0"),
+            )
+        )
         *_, plan_output = releases.manage_together(
             root,
             release,
             ("check", "--deploy", "--fail-level", "ERROR"),
-            ("compilemessages", "--ignore=.venv", "-v", "0"),
-            ("collectstatic", "--noinput", "-v", "0"),
+            *building,
             ("migrate", "--plan"),
         )
+        if built:
+            built.write_text(_commit(root, tag))
+        run.record(static_and_translations_built=bool(building))
         pending = migrations.from_plan_output(plan_output)
         kinds = _kinds(release, pending)
         planned = migration_kinds.schedule(pending, kinds, settings.UPDATER_ONLINE_MIGRATIONS)
@@ -268,6 +279,21 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
         ),
         after_undo=lambda run, cause: _mark_bad_unless_not_its_fault(root, tag, cause),
     )
+
+
+def _built_files_marker(root: DeploymentRoot, release: releases.Release) -> Path | None:
+    """Where a release records the commit its translations and static files were built from, so that
+    preparing it again (after a dry run, a refusal, a failure elsewhere) skips rebuilding them; None
+    when STATIC_ROOT is shared by every release (another release's collectstatic may have replaced
+    its files since)."""
+    static_root = Path(settings.STATIC_ROOT).resolve()
+    if not static_root.is_relative_to(Path(settings.BASE_DIR).resolve()):
+        return None
+    return release.path / ".helpdesk-built"
+
+
+def _commit(root: DeploymentRoot, tag: str) -> str:
+    return git_repo.tag_commit(root.repo, tag)
 
 
 def _schedule(run: Journal) -> migration_kinds.Schedule:
