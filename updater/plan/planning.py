@@ -9,7 +9,7 @@ duration from the timings of earlier runs.
 """
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -95,12 +95,7 @@ class Plan:
             "requirements_changed": self.requirements_changed,
             "static_changed": self.static_changed,
             "maintenance_needed": self.schedule.mode == "maintenance",
-            "migration_schedule": {
-                "mode": self.schedule.mode,
-                "before_switch": self.schedule.before_switch,
-                "after_switch": self.schedule.after_switch,
-                "why": self.schedule.why,
-            },
+            "migration_schedule": asdict(self.schedule),
             "estimated_downtime_seconds": round(self.estimated_downtime_seconds, 1),
             "estimated_duration_seconds": round(self.estimated_duration_seconds, 1),
             "estimate_source": self.estimate_source,
