@@ -18,7 +18,8 @@ maintenance, or the online ones with the site up before the switch and the contr
 
 import ast
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 ONLINE, CONTRACT, BLOCKING = "online", "contract", "blocking"
 ORDER = {ONLINE: 0, CONTRACT: 1, BLOCKING: 2}
@@ -130,6 +131,26 @@ def _add_field(call: ast.Call) -> tuple[str, str]:
     return BLOCKING, "AddField of a NOT NULL column without db_default: the release before cannot insert rows"
 
 
+def of_release(release: Path, pending: list[str]) -> dict[str, dict]:
+    """Each pending migration's kind and why, read from a release's own files (a dependency's
+    migration, not in the project, counts as blocking)."""
+    kinds = {}
+    for name in pending:
+        app, _, migration = name.partition(".")
+        folder = release / app / "migrations"
+        source = folder / f"{migration}.py"
+        if source.is_file():
+
+            def earlier(folder: Path = folder, migration: str = migration) -> list[str]:
+                return [p.read_text() for p in sorted(folder.glob("[0-9]*.py")) if p.stem < migration]
+
+            kind, why = classify(source.read_text(), earlier)
+        else:
+            kind, why = BLOCKING, ["a dependency's migration, not read here"]
+        kinds[name] = {"kind": kind, "why": why}
+    return kinds
+
+
 def _remove_field(call: ast.Call, earlier: Earlier | None) -> tuple[str, str]:
     """Contract only when the release after can insert while the column is still there: the column
     must be nullable or have a database default, as its definition in an earlier migration says."""
@@ -221,23 +242,19 @@ def schedule(pending: list[str], kinds: dict[str, dict], online_allowed: bool = 
         return Schedule("none", why="no migrations")
     everything = Schedule("maintenance", before_switch=list(pending))
     if not online_allowed:
-        return _because(everything, "UPDATER_ONLINE_MIGRATIONS is off")
+        return replace(everything, why="UPDATER_ONLINE_MIGRATIONS is off")
     blocking = [name for name in pending if kinds[name]["kind"] == BLOCKING]
     if blocking:
-        return _because(everything, f"{blocking[0]} is blocking: {'; '.join(kinds[blocking[0]]['why'])}")
+        return replace(everything, why=f"{blocking[0]} is blocking: {'; '.join(kinds[blocking[0]]['why'])}")
     first_contract = next((i for i, name in enumerate(pending) if kinds[name]["kind"] == CONTRACT), None)
     before = pending if first_contract is None else pending[:first_contract]
     after = [] if first_contract is None else pending[first_contract:]
     late = [name for name in after if kinds[name]["kind"] == ONLINE]
     if late:
-        return _because(
+        return replace(
             everything,
-            f"{late[0]} (online) comes after {after[0]} (contract), which must wait for the switch",
+            why=f"{late[0]} (online) comes after {after[0]} (contract), which must wait for the switch",
         )
     return Schedule(
         "online", before, after, "the release before works on every step of the new schema; the site stays up"
     )
-
-
-def _because(schedule: Schedule, why: str) -> Schedule:
-    return Schedule(schedule.mode, schedule.before_switch, schedule.after_switch, why)

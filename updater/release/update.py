@@ -163,10 +163,10 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
     def prepare(run: Journal) -> None:
         wheelhouse = Path(settings.UPDATER_WHEELHOUSE) if settings.UPDATER_WHEELHOUSE else None
         release = releases.prepare(root, tag, wheelhouse=wheelhouse)
-        built = _built_files_marker(root, release)
+        built, commit = _built_files_marker(release), git_repo.tag_commit(root.repo, tag)
         building = (
             ()
-            if built and built.is_file() and built.read_text() == _commit(root, tag)
+            if built and built.is_file() and built.read_text() == commit
             else (
                 ("compilemessages", "--ignore=.venv", "-v", "0"),
                 ("collectstatic", "--noinput", "-v", "0"),
@@ -180,10 +180,10 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
             ("migrate", "--plan"),
         )
         if built:
-            built.write_text(_commit(root, tag))
+            built.write_text(commit)
         run.record(static_and_translations_built=bool(building))
         pending = migrations.from_plan_output(plan_output)
-        kinds = _kinds(release, pending)
+        kinds = migration_kinds.of_release(release.path, pending)
         planned = migration_kinds.schedule(pending, kinds, settings.UPDATER_ONLINE_MIGRATIONS)
         run.record(
             pending_migrations=pending,
@@ -281,7 +281,7 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
     )
 
 
-def _built_files_marker(root: DeploymentRoot, release: releases.Release) -> Path | None:
+def _built_files_marker(release: releases.Release) -> Path | None:
     """Where a release records the commit its translations and static files were built from, so that
     preparing it again (after a dry run, a refusal, a failure elsewhere) skips rebuilding them; None
     when STATIC_ROOT is shared by every release (another release's collectstatic may have replaced
@@ -290,10 +290,6 @@ def _built_files_marker(root: DeploymentRoot, release: releases.Release) -> Path
     if not static_root.is_relative_to(Path(settings.BASE_DIR).resolve()):
         return None
     return release.path / ".helpdesk-built"
-
-
-def _commit(root: DeploymentRoot, tag: str) -> str:
-    return git_repo.tag_commit(root.repo, tag)
 
 
 def _schedule(run: Journal) -> migration_kinds.Schedule:
@@ -321,26 +317,6 @@ def _applied_before(planned: list[str]) -> dict[str, str]:
         names = sorted(name for each_app, name in applied if each_app == app)
         before[app] = names[-1] if names else "zero"
     return before
-
-
-def _kinds(release: releases.Release, pending: list[str]) -> dict[str, dict]:
-    """Each pending migration's kind and why, read from the release's own files (a dependency's
-    migration, not in the project, counts as blocking)."""
-    kinds = {}
-    for name in pending:
-        app, _, migration = name.partition(".")
-        folder = release.path / app / "migrations"
-        source = folder / f"{migration}.py"
-        if source.is_file():
-
-            def earlier(folder: Path = folder, migration: str = migration) -> list[str]:
-                return [p.read_text() for p in sorted(folder.glob("[0-9]*.py")) if p.stem < migration]
-
-            kind, why = migration_kinds.classify(source.read_text(), earlier)
-        else:
-            kind, why = migration_kinds.BLOCKING, ["a dependency's migration, not read here"]
-        kinds[name] = {"kind": kind, "why": why}
-    return kinds
 
 
 def _mark_bad_unless_not_its_fault(root: DeploymentRoot, tag: str, cause: str) -> None:
