@@ -11,13 +11,14 @@ from django.core.management import call_command
 from tests.support.deployments import migrations
 from updater.backup import backups
 from updater.backup.manifest import manifest_path
+from updater.plan import rehearsal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_recent_verified_backup_of_the_current_schema_is_used(tmp_path):
     taken = backups.create_backup(output=tmp_path, reason="nightly")
-    found = backups.newest_current(tmp_path, 3600)
+    found = rehearsal.recent_backup(tmp_path, 3600)
     assert found is not None and found.path == taken.path
     assert sum(len(chunk) for chunk in backups.dump_of(found)) == found.manifest.raw_bytes
 
@@ -27,18 +28,18 @@ def test_an_older_backup_is_not_used(tmp_path):
     manifest = json.loads(manifest_path(taken.path).read_text())
     manifest["finished_at"] = "2020-01-01T00:00:00+00:00"
     manifest_path(taken.path).write_text(json.dumps(manifest))
-    assert backups.newest_current(tmp_path, 3600) is None
-    assert backups.newest_current(tmp_path, 0) is None  # 0: always the live database
+    assert rehearsal.recent_backup(tmp_path, 3600) is None
+    assert rehearsal.recent_backup(tmp_path, 0) is None  # 0: always the live database
 
 
 def test_a_backup_of_another_schema_is_not_used(tmp_path):
     backups.create_backup(output=tmp_path)
     call_command("migrate", "crm", migrations()[-2], fake=True, verbosity=0)  # the live schema moved
     try:
-        assert backups.newest_current(tmp_path, 3600) is None
+        assert rehearsal.recent_backup(tmp_path, 3600) is None
     finally:
         call_command("migrate", "crm", fake=True, verbosity=0)
-    assert backups.newest_current(tmp_path, 3600) is not None
+    assert rehearsal.recent_backup(tmp_path, 3600) is not None
 
 
 def test_a_backup_that_fails_verification_is_skipped_for_an_older_good_one(tmp_path):
@@ -48,5 +49,5 @@ def test_a_backup_that_fails_verification_is_skipped_for_an_older_good_one(tmp_p
     with bad.path.open("r+b") as damaged:
         damaged.seek(os.path.getsize(bad.path) // 2)
         damaged.write(b"\0" * 16)
-    found = backups.newest_current(tmp_path, 3600)
+    found = rehearsal.recent_backup(tmp_path, 3600)
     assert found is not None and found.path == good.path

@@ -31,13 +31,12 @@ from updater.backup.engines import Engine, EngineError, engine_for
 from updater.backup.manifest import (
     BackupBusy,
     BackupError,
-    BackupInvalid,
     ChangedSinceVerified,
     Manifest,
     read_hashing,
     verify_backup,
 )
-from updater.backup.rotation import list_backups, pinned, rotate_backups
+from updater.backup.rotation import pinned, rotate_backups
 from updater.run import faults, locks
 from updater.run.files import fsync_directory
 
@@ -126,7 +125,7 @@ def _create_locked(
             for name in engine.tables_outside_snapshot()
         ]
         server_version = engine.server_version()
-        migrations = _migration_state(engine.alias)
+        migrations = migration_state(engine.alias)
     except DatabaseError as error:
         raise BackupError(f"the database cannot be reached, so no backup was made: {error}") from error
     clock = time.monotonic()
@@ -263,7 +262,8 @@ def _write_compressed(
     return digest.hexdigest(), size, raw, tail
 
 
-def _migration_state(alias: str) -> dict[str, list[str]]:
+def migration_state(alias: str) -> dict[str, list[str]]:
+    """{app: [applied migrations]} of a database, as a backup's manifest records it."""
     recorder = MigrationRecorder(connections[alias])
     if not recorder.has_table():
         return {}
@@ -370,30 +370,6 @@ def _put_back(engine: Engine, safety: BackupResult) -> None:
             f"the restore failed AND putting back the safety backup {safety.path} failed too: {error}. "
             f"Restore it by hand: manage.py restore_database {safety.path}"
         ) from error
-
-
-def newest_current(directory: Path, max_age_seconds: float, alias: str = "default") -> BackupResult | None:
-    """The newest backup of this database taken less than max_age_seconds ago at the schema it has now
-    (the same applied migrations), verified against its manifest; None when there is none."""
-    engine = engine_for(alias)
-    if max_age_seconds <= 0 or not Path(directory).is_dir():
-        return None
-    state = _migration_state(alias)
-    now = datetime.now(UTC)
-    for path, manifest in list_backups(directory, engine.database):
-        age = (now - datetime.fromisoformat(manifest.finished_at)).total_seconds()
-        if age > max_age_seconds:
-            return None  # newest first: every other one is older still
-        if (
-            manifest.vendor == engine.vendor
-            and manifest.migrations == state
-            and manifest.format in engine.formats
-        ):
-            try:
-                return BackupResult(path, verify_backup(path))
-            except BackupInvalid:
-                continue
-    return None
 
 
 def dump_of(backup: BackupResult) -> Iterator[bytes]:

@@ -24,10 +24,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, connection, connections
 
-from updater.backup import backups
+from updater.backup import backups, rotation
 from updater.backup.engines import engine_for
 from updater.backup.engines.base import EngineError
-from updater.backup.manifest import BackupError
+from updater.backup.manifest import BackupError, BackupInvalid, verify_backup
 from updater.layout import DeploymentRoot
 from updater.release import releases
 from updater.run import faults
@@ -81,7 +81,7 @@ class Rehearsal:
 
 def rehearse(root: DeploymentRoot, release: releases.Release, current: str | None) -> Rehearsal:
     """Copy the live database, migrate the copy with `release`'s code, check it, drop it."""
-    recent = backups.newest_current(root.backups, settings.UPDATER_REHEARSAL_BACKUP_AGE)
+    recent = recent_backup(root.backups, settings.UPDATER_REHEARSAL_BACKUP_AGE)
     with scratch_copy(recent) as (scratch, copied):
         running = releases.start(
             root,
@@ -115,6 +115,33 @@ def rehearse(root: DeploymentRoot, release: releases.Release, current: str | Non
     result = Rehearsal(release.tag, current, timings, copied, at, copied_from)
     save(root, result)
     return result
+
+
+def recent_backup(
+    directory: Path, max_age_seconds: float, alias: str = "default"
+) -> backups.BackupResult | None:
+    """The backup a rehearsal may copy instead of the live database: the newest of this database taken
+    less than max_age_seconds ago at the schema it has now (the same applied migrations), verified
+    against its manifest; None when there is none."""
+    engine = engine_for(alias)
+    if max_age_seconds <= 0 or not Path(directory).is_dir():
+        return None
+    state = backups.migration_state(alias)
+    now = datetime.now(UTC)
+    for path, manifest in rotation.list_backups(directory, engine.database):
+        age = (now - datetime.fromisoformat(manifest.finished_at)).total_seconds()
+        if age > max_age_seconds:
+            return None  # newest first: every other one is older still
+        if (
+            manifest.vendor == engine.vendor
+            and manifest.migrations == state
+            and manifest.format in engine.formats
+        ):
+            try:
+                return backups.BackupResult(path, verify_backup(path))
+            except BackupInvalid:
+                continue
+    return None
 
 
 @contextmanager
