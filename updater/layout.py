@@ -46,7 +46,9 @@ class StateDir:
 
     @property
     def maintenance_flag(self) -> Path:
-        return self.path / "maintenance"
+        # UPDATER_MAINTENANCE_FLAG puts it where every server of a fleet sees it (the shared media store).
+        configured = getattr(settings, "UPDATER_MAINTENANCE_FLAG", "")
+        return Path(configured) if configured else self.path / "maintenance"
 
     @property
     def rehearsals(self) -> Path:

@@ -27,7 +27,8 @@ def conclude(run: journal.Journal, status: str, cause: str | None = None, *, cha
     )
     if settings.STATUS_PAGE_URL:
         _add(run, channels.set_status_page(channels.OPERATIONAL))
-    if channels.should_notify(status, changed):
+    # A fleet's other servers keep their report; the primary's tells people (one mail, not one a server).
+    if channels.should_notify(status, changed) and run.fact("fleet_primary") is not False:
         report = reports.build(run)
         title = reports.subject(report)
         _add(run, channels.send_email(title, reports.render(report, "text"), settings.NOTIFY_EMAILS))

@@ -41,6 +41,7 @@ def build(run: journal.Journal) -> dict:
         "finished_at": data.get("finished_at"),
         "duration_seconds": round((finished - started).total_seconds(), 1) if finished else None,
         "update_class": facts.get("update_class"),
+        "fleet_run": facts.get("fleet_run"),
         "changelog": changes,
         "steps": [
             {k: step.get(k) for k in ("name", "status", "seconds", "detail") if step.get(k) is not None}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from updater.layout import DeploymentRoot
-from updater.release import git_repo, venvs
+from updater.release import git_repo, marks, venvs
 
 # The release reads its configuration from shared/.env only; these are the variables worth passing on.
 _PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER")
@@ -113,3 +113,21 @@ def start(
         text=True,
     )
     return Running(release, args, process)
+
+
+def remove_old(root: DeploymentRoot, keep: int) -> list[str]:
+    """Keep the `keep` newest good releases; never current, previous, or a bad one (its evidence).
+    Returns the names of the releases removed."""
+    protected = {p for p in (root.current_release(), root.previous_release()) if p}
+    candidates = sorted(
+        (p for p in root.releases.iterdir() if p.is_dir() and marks.bad_reason(p) is None),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    removed = []
+    for release in candidates[keep:]:
+        if release.resolve() in protected:
+            continue
+        git_repo.remove_worktree(root.repo, release)
+        removed.append(release.name)
+    return removed

@@ -40,9 +40,10 @@ def switch_step(root: DeploymentRoot) -> Step:
     return Step("switch", do, undo)
 
 
-def verify_step(root: DeploymentRoot) -> Step:
+def verify_step(root: DeploymentRoot, completes: bool = True) -> Step:
     """The target answers the health URL with its version and passes its smoke checks. Done, it is
-    the point of no return: an interrupted run is completed from here on, never undone."""
+    the point of no return (unless `completes` is False: a fleet's is every server verified): an
+    interrupted run is completed from here on, never undone."""
 
     def do(run: Journal) -> None:
         target = Path(run.fact("target"))
@@ -57,7 +58,7 @@ def verify_step(root: DeploymentRoot) -> Step:
             _stop_smoke(run)
         run.record(verified=True)
 
-    return Step("verify", do, lambda run: None, completes=True)
+    return Step("verify", do, lambda run: None, completes=completes)
 
 
 def smoke_command(run: Journal) -> tuple[str, ...]:

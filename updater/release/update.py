@@ -76,15 +76,8 @@ def update(root: DeploymentRoot, tag: str, options: Options | None = None) -> Up
 def _update_locked(root: DeploymentRoot, tag: str, options: Options) -> UpdateResult:
     journal.refuse_if_unfinished(root.updates)
     old_version = root.current_version()
-    release_plan = _preflight(root, tag, old_version, options)
-    run = journal.Journal.start(root.updates, COMMAND, old_version, tag, actor=options.actor)
-    run.record(
-        update_class=release_plan.update_class,
-        changelog=[_commit_summary(commit) for commit in release_plan.commits],
-        dry_run=options.dry_run,
-        target=root.release(tag),
-        with_backup=not options.skip_backup,
-    )
+    release_plan = preflight(root, tag, old_version, options)
+    run = start_run(root, tag, old_version, release_plan, options)
     procedure = steps(root, run)
     succeeded = None
     if options.dry_run:  # prepare only; nothing live changed, so nobody is told
@@ -111,7 +104,22 @@ def _dry_run_done(run: Journal) -> None:
     run.finish(journal.SUCCEEDED, "dry run: prepared, nothing switched")
 
 
-def _preflight(root: DeploymentRoot, tag: str, old_version: str | None, options: Options) -> planning.Plan:
+def start_run(
+    root: DeploymentRoot, tag: str, old_version: str | None, release_plan: planning.Plan, options: Options
+) -> Journal:
+    """The run's journal, with the facts its steps are built from (updater/release/fleet.py adds its own)."""
+    run = journal.Journal.start(root.updates, COMMAND, old_version, tag, actor=options.actor)
+    run.record(
+        update_class=release_plan.update_class,
+        changelog=[_commit_summary(commit) for commit in release_plan.commits],
+        dry_run=options.dry_run,
+        target=root.release(tag),
+        with_backup=not options.skip_backup,
+    )
+    return run
+
+
+def preflight(root: DeploymentRoot, tag: str, old_version: str | None, options: Options) -> planning.Plan:
     """Every refusal happens here, before the journal starts: a refused update changed nothing."""
     try:
         git_repo.fetch(root.repo)
@@ -153,12 +161,16 @@ def _preflight(root: DeploymentRoot, tag: str, old_version: str | None, options:
 def steps(root: DeploymentRoot, run: Journal) -> Procedure:
     """The update's steps, built from the journal alone (recovery rebuilds them the same way)."""
     tag = Path(run.fact("target")).name
+    # In a fleet (updater/release/fleet.py) every server prepares, switches and verifies; only the
+    # primary holds the database's steps (rehearse, maintenance, backup, migrations), once.
+    in_fleet = run.fact("fleet_run") is not None
+    database_here = not in_fleet or bool(run.fact("fleet_primary"))
 
     def migrating(run: Journal) -> bool:
-        return bool(run.fact("pending_migrations"))
+        return database_here and bool(run.fact("pending_migrations"))
 
     def with_backup(run: Journal) -> bool:
-        return run.fact("with_backup", True) or migrating(run)
+        return database_here and (run.fact("with_backup", True) or migrating(run))
 
     def prepare(run: Journal) -> None:
         wheelhouse = Path(settings.UPDATER_WHEELHOUSE) if settings.UPDATER_WHEELHOUSE else None
@@ -252,7 +264,9 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
 
     def finish(run: Journal) -> None:
         backup_steps.unpin("backup")(run)  # the update no longer depends on it; rotation may take it
-        _retention(root, run)
+        removed = releases.remove_old(root, settings.UPDATER_KEEP_RELEASES)
+        if removed:
+            run.record(removed_releases=removed)
 
     return Procedure(
         COMMAND,
@@ -272,13 +286,19 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
             Step("migrate", migrate, backup_steps.restore("backup"), when=blocking),
             Step("migrate online", migrate_online, migrate_back, when=online),
             switch_step(root),
-            verify_step(root),
-            maintenance.off_step(),
+            verify_step(root, completes=not in_fleet),
+            # A fleet's point of no return: every server verified (its finish stage begins here).
+            Step("fleet verified", _nothing, _nothing, when=lambda run: in_fleet, completes=True),
+            maintenance.off_step(when=lambda run: database_here),
             Step("contract", contract, lambda run: None, when=contracting),
             Step("finish", finish, None),
         ),
         after_undo=lambda run, cause: _mark_bad_unless_not_its_fault(root, tag, cause),
     )
+
+
+def _nothing(run: Journal) -> None:
+    pass
 
 
 def _built_files_marker(release: releases.Release) -> Path | None:
@@ -361,25 +381,6 @@ def _check_disk(root: DeploymentRoot) -> None:
         raise UpdateRefused(
             f"only {free // 2**20} MB free under {root.path}; an update needs {needed // 2**20} MB"
         )
-
-
-def _retention(root: DeploymentRoot, run: journal.Journal) -> None:
-    """Keep UPDATER_KEEP_RELEASES good releases; never current, previous, or bad ones' evidence."""
-    keep = settings.UPDATER_KEEP_RELEASES
-    protected = {p for p in (root.current_release(), root.previous_release()) if p}
-    candidates = sorted(
-        (p for p in root.releases.iterdir() if p.is_dir() and marks.bad_reason(p) is None),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    removed = []
-    for release in candidates[keep:]:
-        if release.resolve() in protected:
-            continue
-        git_repo.remove_worktree(root.repo, release)
-        removed.append(release.name)
-    if removed:
-        run.record(removed_releases=removed)
 
 
 # Kept for callers that only need the exception names with the command.

@@ -19,13 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from updater import layout
-from updater.errors import RECOVER_FIRST, UpdateRefused
+from updater.errors import RECOVER_FIRST, UpdateBusy, UpdateRefused
 from updater.run.files import write_atomically
 
 JOURNAL_NAME = re.compile(r"^[0-9]{8}T[0-9]{12}Z-[a-z_]+\.json$")  # <UTC stamp>-<command>.json
 RUNNING, SUCCEEDED, FAILED, ROLLED_BACK = "running", "succeeded", "failed", "rolled back"
 UNDO_FAILED = "undo failed"  # not finished: `rollback --recover` goes on undoing it
 INCOMPLETE = "incomplete"  # past its point of no return, a later step failed: recovery completes it
+PAUSED = "paused"  # a fleet update between its stages on this server (updater/release/fleet.py)
 FINISHED = (SUCCEEDED, FAILED, ROLLED_BACK)
 INTERRUPTED = "interrupted"  # a step that was running when its process died
 
@@ -200,4 +201,11 @@ def refuse_if_unfinished(directory: Path) -> None:
     stuck = unfinished(directory)
     if stuck:
         run = stuck[-1].data
+        fleet_run = run["facts"].get("fleet_run")
+        if fleet_run is not None:  # the fleet's lock: it holds every server it began on
+            raise UpdateBusy(
+                f"the fleet update {fleet_run} ({run['from_version']} -> {run['to_version']}, begun "
+                f"{run['started_at']} by {run['actor']}) has not finished on this server; let it finish, "
+                f"or undo it with deploy/ansible/rollback.yml -e fleet_run={fleet_run}"
+            )
         raise UpdateRefused(f"the run {run['id']} ({run['command']}) did not finish; {RECOVER_FIRST}")

@@ -57,6 +57,6 @@ def step(reason: Callable[[Journal], str], when: Callable[[Journal], bool] | Non
     return Step("maintenance", lambda run: switch_on(run, reason(run)), switch_off, when=when)
 
 
-def off_step() -> Step:
+def off_step(when: Callable[[Journal], bool] | None = None) -> Step:
     """The end of a run's maintenance, after its point of no return."""
-    return Step("maintenance off", switch_off, None)
+    return Step("maintenance off", switch_off, None, when=when)

@@ -1,7 +1,10 @@
+import json
+
 from django.core.management.base import BaseCommand
 
 from updater import layout
 from updater.command_options import OwnVersionOption, UpdaterCommand, outcome_as_exit_code
+from updater.release import fleet
 from updater.release import update as updates
 
 
@@ -19,20 +22,43 @@ class Command(UpdaterCommand, OwnVersionOption, BaseCommand):
             "--ignore-window", action="store_true", help="update outside the update class's window"
         )
         parser.add_argument("--no-input", action="store_true", help="never ask (for cron and scripts)")
+        fleets = parser.add_argument_group("one server's part in a fleet update (deploy/ansible/update.yml)")
+        fleets.add_argument("--fleet-run", metavar="ID", help="the fleet run this stage belongs to")
+        fleets.add_argument(
+            "--stage", choices=[*fleet.STAGES, fleet.UNDO], help="the stage to run on this server"
+        )
+        fleets.add_argument(
+            "--primary", action="store_true", help="this server holds the database's steps (begin)"
+        )
+        fleets.add_argument(
+            "--expect-current", metavar="TAG", help="refuse to begin unless this server runs TAG"
+        )
 
     def handle(self, *args, **options):
+        if bool(options["stage"]) != bool(options["fleet_run"]):
+            self.stderr.write("--stage and --fleet-run go together.")
+            raise SystemExit(2)
         with outcome_as_exit_code("Update"), self.steps_shown(options["verbosity"]):
             root = layout.find_root()
-            result = updates.update(
-                root,
-                options["tag"],
-                updates.Options(
-                    skip_backup=options["skip_backup"],
-                    dry_run=options["dry_run"],
-                    allow_breaking=options["allow_breaking"],
-                    ignore_window=options["ignore_window"],
-                ),
+            chosen = updates.Options(
+                skip_backup=options["skip_backup"],
+                dry_run=options["dry_run"],
+                allow_breaking=options["allow_breaking"],
+                ignore_window=options["ignore_window"],
             )
+            if options["stage"]:
+                staged = fleet.run_stage(
+                    root,
+                    options["tag"],
+                    options["fleet_run"],
+                    options["stage"],
+                    primary=options["primary"],
+                    expect_current=options["expect_current"],
+                    options=chosen,
+                )
+                self.stdout.write(json.dumps(staged.as_dict()))
+                return
+            result = updates.update(root, options["tag"], chosen)
         plan = result.plan
         migrations = ", ".join(plan.pending_migrations) or "none"
         if options["dry_run"]:

@@ -17,6 +17,7 @@ class Command(BaseCommand):
             "--run", metavar="ID", help="a run id (or its unique beginning), as in shared/updates/"
         )
         which.add_argument("--last", action="store_true", help="the newest run (the default)")
+        which.add_argument("--fleet-run", metavar="ID", help="this server's run of a fleet update")
         parser.add_argument("--format", choices=["text", "markdown", "json"], default="text")
         parser.add_argument("--email", action="store_true", help="also send it to NOTIFY_EMAILS")
         parser.add_argument("--list", action="store_true", help="list the runs instead")
@@ -35,6 +36,10 @@ class Command(BaseCommand):
                     f"{data.get('to_version')}  {data['status']}"
                 )
             return
+        if options["fleet_run"]:
+            runs = [run for run in runs if run.fact("fleet_run") == options["fleet_run"]]
+            if not runs:
+                raise CommandError(f"The fleet run {options['fleet_run']} never began here.", returncode=2)
         run = _pick(runs, options["run"])
         report = reports.build(run)
         self.stdout.write(reports.render(report, options["format"]), ending="")

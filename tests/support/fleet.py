@@ -1,0 +1,216 @@
+"""A fleet on this machine for the Ansible tests and the fleet benchmark: an sshd on 127.0.0.1 with
+a key made for the test (Ansible's way in), HAProxy from deploy/haproxy/haproxy.cfg in front of app
+servers, and ansible-playbook runs of deploy/ansible/. Every address is on the loopback."""
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.deployments import REPO_ROOT
+from tests.support.processes import free_port
+
+PLAYBOOKS = REPO_ROOT / "deploy" / "ansible"
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Sshd:
+    """sshd on 127.0.0.1:port, letting in the holder of `key` as root (and nobody else)."""
+
+    folder: Path
+    port: int = 0
+    key: Path = field(init=False)
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.key = self.folder / "id_ed25519"
+        host_key = self.folder / "host_ed25519"
+        for path in (self.key, host_key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+        authorized = self.folder / "authorized_keys"
+        authorized.write_text(Path(f"{self.key}.pub").read_text())
+        authorized.chmod(0o600)
+        self.port = free_port()
+        config = self.folder / "sshd_config"
+        config.write_text(
+            f"ListenAddress 127.0.0.1\nPort {self.port}\nHostKey {host_key}\n"
+            f"PidFile {self.folder / 'sshd.pid'}\nAuthorizedKeysFile {authorized}\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 50\n"
+            "MaxStartups 50:30:100\nSubsystem sftp internal-sftp\n"
+        )
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
+        self.process = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.folder / "sshd.log").open("w"),
+        )
+        wait_for_port(self.port, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@dataclass
+class Balancer:
+    """HAProxy from deploy/haproxy/haproxy.cfg with the test's servers, port and admin socket."""
+
+    folder: Path
+    servers: dict[str, int]  # name in the backend -> its port on 127.0.0.1
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.folder / "admin.sock"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        example = (REPO_ROOT / "deploy" / "haproxy" / "haproxy.cfg").read_text()
+        text = example.replace("/run/haproxy/admin.sock", str(self.socket))
+        text = text.replace("bind 127.0.0.1:8080", f"bind 127.0.0.1:{self.port}")
+        text = re.sub(r"^\s*log /dev/log.*\n", "", text, flags=re.M)
+        text = re.sub(r"^    server app.*\n", "", text, flags=re.M)
+        text += "".join(f"    server {name} 127.0.0.1:{port}\n" for name, port in self.servers.items())
+        config = self.folder / "haproxy.cfg"
+        config.write_text(text)
+        self.process = subprocess.Popen(
+            [HAPROXY, "-db", "-f", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.folder / "haproxy.log").open("w"),
+        )
+        wait_for_port(self.port, self.process)
+
+    def states(self) -> dict[str, str]:
+        """Each server's admin state and health as HAProxy's `show servers state` tells them:
+        {name: "ready UP"}; "drain" or "maint" when taken out."""
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(str(self.socket))
+            conn.sendall(b"show stat\n")
+            text = b"".join(iter(lambda: conn.recv(65536), b"")).decode()
+        states = {}
+        for line in text.splitlines()[1:]:
+            fields = line.split(",")
+            if len(fields) > 17 and fields[1] in self.servers:
+                states[fields[1]] = fields[17]  # status: UP, DOWN, DRAIN, MAINT, ...
+        return states
+
+    def wait_all_up(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if set(self.states().values()) == {"UP"}:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"HAProxy's servers are not all UP: {self.states()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def inventory(path: Path, sshd: Sshd, hosts: dict[str, Path], balancer: Balancer) -> Path:
+    """An inventory like deploy/ansible/inventory.example.ini, every host reached through the sshd."""
+    connection = (
+        f"ansible_host=127.0.0.1 ansible_port={sshd.port} ansible_user=root "
+        f"ansible_ssh_private_key_file={sshd.key} ansible_python_interpreter=/usr/bin/python3"
+    )
+    lines = ["[app]"]
+    lines += [f"{name} {connection} helpdesk_root={root}" for name, root in hosts.items()]
+    lines += ["", "[balancer]", f"lb {connection}", "", "[balancer:vars]"]
+    lines += [f"haproxy_socket={balancer.socket}", "haproxy_backend=helpdesk", ""]
+    lines += [
+        "[all:vars]",
+        "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def playbook_environment(folder: Path) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(folder),
+        "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"),
+        "ANSIBLE_LOCAL_TEMP": str(folder / "tmp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(folder / "cp"),
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+
+
+def ansible_playbook(playbook: str, inventory_file: Path, folder: Path, **extra_vars: str) -> list[str]:
+    """The argument list of ansible-playbook (from the test venv) for deploy/ansible/<playbook>."""
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory_file)]
+    for name, value in {"fleet_reports": str(folder / "reports"), **extra_vars}.items():
+        command += ["-e", f"{name}={value}"]
+    return [*command, str(PLAYBOOKS / playbook)]
+
+
+def run_playbook(
+    playbook: str, inventory_file: Path, folder: Path, timeout: float = 900, **extra_vars: str
+) -> subprocess.CompletedProcess:
+    (folder / "reports").mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        ansible_playbook(playbook, inventory_file, folder, **extra_vars),
+        env=playbook_environment(folder),
+        cwd=PLAYBOOKS,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_playbook(
+    playbook: str, inventory_file: Path, folder: Path, log: Path, **extra_vars: str
+) -> subprocess.Popen:
+    """A playbook in the background, in its own process group (killed whole by kill_group)."""
+    (folder / "reports").mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        ansible_playbook(playbook, inventory_file, folder, **extra_vars),
+        env=playbook_environment(folder),
+        cwd=PLAYBOOKS,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
