@@ -31,6 +31,8 @@ command -v gcc >/dev/null || packages+=(gcc)
 # The deployment examples are tried for real: Apache with mod_wsgi, and promtool (in prometheus) on
 # the metrics and the Prometheus examples; visudo (in sudo) on the sudoers example.
 [ "$for_tests" = 1 ] && packages+=(apache2 libapache2-mod-wsgi-py3 prometheus sudo)
+# The fleet tests reach three app servers on this machine through sshd, behind HAProxy.
+[ "$for_tests" = 1 ] && packages+=(openssh-server openssh-client haproxy)
 # axe-core (accessibility rules run inside the browser tests) comes from npm.
 [ "$for_tests" = 1 ] && ! command -v npm >/dev/null && packages+=(npm)
 
