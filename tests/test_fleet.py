@@ -9,11 +9,8 @@ v11.0.0 another and drops v10.0.0's (contract).
 
 import contextlib
 import json
-import os
 import re
-import subprocess
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -21,7 +18,6 @@ import requests
 from django.db import connection
 
 from tests.support import fleet, traffic
-from tests.support.processes import start_gunicorn, wait_until_serving
 from tests.test_update import (  # noqa: F401  (module-scoped fixtures shared with the update tests)
     CHANNEL,
     DROP_REFERENCE,
@@ -31,7 +27,6 @@ from tests.test_update import (  # noqa: F401  (module-scoped fixtures shared wi
     first_venv,
     run_manage,
     schema_and_rows,
-    serve_current,
     tagged_repo,
     wheelhouse,
 )
@@ -45,80 +40,12 @@ HOSTS = ("app1", "app2", "app3")
 V1, V2, V10, V11 = "v1.0.0", "v2.0.0", "v10.0.0", "v11.0.0"
 
 
-class Fleet:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.roots = {name: tmp / name / "srv" for name in HOSTS}
-        self.servers: dict[str, subprocess.Popen] = {}
-        self.bases: dict[str, str] = {}
-        self.sshd = fleet.Sshd(tmp / "sshd")
-        self.balancer: fleet.Balancer | None = None
-        self.inventory = tmp / "inventory.ini"
-        self.ansible = tmp / "ansible"
-
-    def playbook(self, name: str, **extra_vars: str) -> subprocess.CompletedProcess:
-        return fleet.run_playbook(name, self.inventory, self.ansible, **extra_vars)
-
-    def serve(self, name: str) -> None:
-        """gunicorn for one server; started again on the port it had (as systemd would) after a kill."""
-        if name not in self.bases:
-            process, self.bases[name] = serve_current(
-                self.roots[name], UPDATER_DRAIN_SECONDS="60", LOG_LEVEL="WARNING"
-            )
-        else:
-            root = self.roots[name]
-            env = {
-                "PATH": os.environ["PATH"],
-                "ENV_FILE": str(root / "shared" / ".env"),
-                "GUNICORN_WORKERS": "2",
-                "GUNICORN_BIND": self.bases[name].removeprefix("http://"),
-                "GUNICORN_PIDFILE": str(root / "shared" / "gunicorn.pid"),
-                "GUNICORN_CHDIR": str(root / "current"),
-                "GUNICORN_ACCESSLOG": "",
-            }
-            process = start_gunicorn(
-                env, root / "current", str(root / "current" / ".venv" / "bin" / "python")
-            )
-        self.servers[name] = process
-        wait_until_serving(self.bases[name] + "/monitoring/health/", process)
-
-    def kill_server(self, name: str) -> None:
-        """SIGKILL a server's gunicorn, master and workers (a crashed host)."""
-        master = psutil.Process(self.servers[name].pid)
-        for process in [*master.children(recursive=True), master]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-        self.servers[name].wait(timeout=30)
-
-    def port(self, name: str) -> int:
-        return int(self.bases[name].rsplit(":", 1)[1])
-
-    def versions(self) -> dict[str, str]:
-        return {name: (root / "current").resolve().name for name, root in self.roots.items()}
-
-    def journal(self, name: str, fleet_run: str) -> dict:
-        for path in sorted((self.roots[name] / "shared" / "updates").glob("*.json"), reverse=True):
-            data = json.loads(path.read_text())
-            if data.get("facts", {}).get("fleet_run") == fleet_run:
-                return data
-        return {}
-
-    def stop(self) -> None:
-        for process in self.servers.values():
-            if process.poll() is None:
-                process.terminate()
-                process.wait(timeout=60)
-        if self.balancer:
-            self.balancer.stop()
-        self.sshd.stop()
-
-
 @pytest.fixture(scope="module")
 def three_servers(tagged_repo, wheelhouse, first_venv, tmp_path_factory, django_db_blocker):  # noqa: F811
     """Three deployment roots at v1.0.0 on one MariaDB database (demo data), created by init.yml
     over ssh, each served by gunicorn, behind HAProxy."""
     tmp = tmp_path_factory.mktemp("fleet")
-    site = Fleet(tmp)
+    site = fleet.Fleet(tmp, HOSTS)
     with django_db_blocker.unblock():
         url = _database_url(tmp)
     env_file = tmp / "fleet.env"
@@ -128,29 +55,10 @@ def three_servers(tagged_repo, wheelhouse, first_venv, tmp_path_factory, django_
         "UPDATE_WINDOW_IMPORTANT=always\nUPDATE_WINDOW_ROUTINE=always\nMONITORING_TOKEN=" + "m" * 40 + "\n"
         f"UPDATER_MAINTENANCE_FLAG={tmp / 'shared-store' / 'maintenance'}\n"
     )
-    for root in site.roots.values():  # the venv of v1.0.0 is found built, as on a server that has it
-        (root / "shared" / "venvs").mkdir(parents=True)
-        (root / "shared" / "venvs" / first_venv.key).symlink_to(first_venv.path)
     try:
-        site.sshd.start()
-        placeholder = fleet.Balancer(tmp / "haproxy", {name: 0 for name in HOSTS})
-        fleet.inventory(site.inventory, site.sshd, site.roots, placeholder)
-        init = site.playbook(
-            "init.yml",
-            version=V1,
-            repo=str(tagged_repo),
-            env_file=str(env_file),
-            wheelhouse=str(wheelhouse),
-            helpdesk_bootstrap_dir=str(fleet.REPO_ROOT),
-        )
-        assert init.returncode == 0, init.stdout[-3000:]
+        site.create(tagged_repo, V1, env_file, wheelhouse, (first_venv.key, first_venv.path))
         run_manage(site.roots["app1"] / "current", "seed_demo", "--tickets", "40", "--orgs", "3", check=True)
-        for name in HOSTS:
-            site.serve(name)
-        site.balancer = fleet.Balancer(tmp / "haproxy", {name: site.port(name) for name in HOSTS})
-        site.balancer.start()
-        fleet.inventory(site.inventory, site.sshd, site.roots, site.balancer)
-        site.balancer.wait_all_up()
+        site.serve_all(UPDATER_DRAIN_SECONDS="60", LOG_LEVEL="WARNING")
         yield site
     finally:
         site.stop()
@@ -160,7 +68,7 @@ def failed(samples: list[traffic.Sample]) -> list[str]:
     return [s.detail for s in samples if s.outcome == traffic.FAILED]
 
 
-def applied(site: Fleet, migration: str) -> int:
+def applied(site: fleet.Fleet, migration: str) -> int:
     script = (
         "from django.db.migrations.recorder import MigrationRecorder\n"
         f"print(MigrationRecorder.Migration.objects.filter(app='crm', name={migration!r}).count())\n"

@@ -226,3 +226,12 @@ def test_the_drain_script_names_an_unknown_server_and_a_dead_socket(haproxy, tmp
         timeout=30,
     )
     assert dead.returncode == 1 and "none.sock" in dead.stderr
+
+
+def test_rollback_recover_leaves_a_servers_part_of_a_fleet_run_to_the_fleet(state_dir, capsys):
+    run = Journal.start(state_dir.updates, update.COMMAND, "v1.0.0", "v2.0.0")
+    run.record(fleet_run="r7", fleet_primary=True)
+    run.step_started("migrate")  # killed here: undoing it alone would restore under switched servers
+    call_command("rollback", "--recover")
+    assert "part of the fleet run r7: undo it with deploy/ansible/rollback.yml" in capsys.readouterr().err
+    assert Journal.load(run.path).status == journal.RUNNING  # untouched

@@ -3,6 +3,7 @@ a key made for the test (Ansible's way in), HAProxy from deploy/haproxy/haproxy.
 servers, and ansible-playbook runs of deploy/ansible/. Every address is on the loopback."""
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -13,8 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from tests.support.deployments import REPO_ROOT
-from tests.support.processes import free_port
+from tests.support.processes import free_port, start_gunicorn, wait_until_serving
 
 PLAYBOOKS = REPO_ROOT / "deploy" / "ansible"
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -214,3 +217,110 @@ def kill_group(process: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
+
+
+class Fleet:
+    """App servers on this machine: one deployment root each (created by init.yml over the sshd),
+    each served by its own gunicorn on its own port, behind one HAProxy."""
+
+    def __init__(self, tmp: Path, names: tuple[str, ...] = ("app1", "app2", "app3")) -> None:
+        self.tmp = tmp
+        self.roots = {name: tmp / name / "srv" for name in names}
+        self.servers: dict[str, subprocess.Popen] = {}
+        self.bases: dict[str, str] = {}
+        self.sshd = Sshd(tmp / "sshd")
+        self.balancer: Balancer | None = None
+        self.inventory = tmp / "inventory.ini"
+        self.ansible = tmp / "ansible"
+
+    def create(
+        self, repo: Path, version: str, env_file: Path, wheelhouse: Path, venv: tuple[str, Path]
+    ) -> None:
+        """sshd, then every deployment root by init.yml; `venv` (its key, its path) is found built."""
+        for root in self.roots.values():
+            (root / "shared" / "venvs").mkdir(parents=True)
+            (root / "shared" / "venvs" / venv[0]).symlink_to(venv[1])
+        self.sshd.start()
+        inventory(self.inventory, self.sshd, self.roots, Balancer(self.tmp / "haproxy", {}))
+        init = self.playbook(
+            "init.yml",
+            version=version,
+            repo=str(repo),
+            env_file=str(env_file),
+            wheelhouse=str(wheelhouse),
+            helpdesk_bootstrap_dir=str(REPO_ROOT),
+        )
+        if init.returncode != 0:
+            raise RuntimeError(f"init.yml failed:\n{init.stdout[-3000:]}")
+
+    def serve_all(self, **settings: str) -> None:
+        """Every server's gunicorn, then HAProxy in front of them (all UP)."""
+        for name in self.roots:
+            self.serve(name, **settings)
+        self.balancer = Balancer(self.tmp / "haproxy", {name: self.port(name) for name in self.roots})
+        self.balancer.start()
+        inventory(self.inventory, self.sshd, self.roots, self.balancer)
+        self.balancer.wait_all_up()
+
+    def serve(self, name: str, **settings: str) -> None:
+        """gunicorn (2 workers, HUP reloads) for one server; its reload pidfile and health URL go into
+        its shared/.env with `settings`. Started again after a kill, it takes the port it had (as
+        systemd would)."""
+        root = self.roots[name]
+        pidfile = root / "shared" / "gunicorn.pid"
+        if name not in self.bases:
+            self.bases[name] = f"http://127.0.0.1:{free_port()}"
+            settings = {
+                "UPDATER_RELOAD_PIDFILE": str(pidfile),
+                "UPDATER_HEALTH_URL": f"{self.bases[name]}/monitoring/health/",
+                "UPDATER_HEALTH_TIMEOUT": "60",
+                **settings,
+            }
+            with (root / "shared" / ".env").open("a") as env_file:
+                env_file.writelines(f"{key}={value}\n" for key, value in settings.items())
+        env = {
+            "PATH": os.environ["PATH"],
+            "ENV_FILE": str(root / "shared" / ".env"),
+            "GUNICORN_WORKERS": "2",
+            "GUNICORN_BIND": self.bases[name].removeprefix("http://"),
+            "GUNICORN_PIDFILE": str(pidfile),
+            "GUNICORN_CHDIR": str(root / "current"),
+            "GUNICORN_ACCESSLOG": "",
+        }
+        process = start_gunicorn(env, root / "current", str(root / "current" / ".venv" / "bin" / "python"))
+        self.servers[name] = process
+        wait_until_serving(self.bases[name] + "/monitoring/health/", process)
+
+    def kill_server(self, name: str) -> None:
+        """SIGKILL a server's gunicorn, master and workers (a crashed host)."""
+        master = psutil.Process(self.servers[name].pid)
+        for process in [*master.children(recursive=True), master]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        self.servers[name].wait(timeout=30)
+
+    def port(self, name: str) -> int:
+        return int(self.bases[name].rsplit(":", 1)[1])
+
+    def playbook(self, name: str, **extra_vars: str) -> subprocess.CompletedProcess:
+        return run_playbook(name, self.inventory, self.ansible, **extra_vars)
+
+    def versions(self) -> dict[str, str]:
+        return {name: (root / "current").resolve().name for name, root in self.roots.items()}
+
+    def journal(self, name: str, fleet_run: str) -> dict:
+        """A server's journal of a fleet run ({} when it never began there)."""
+        for path in sorted((self.roots[name] / "shared" / "updates").glob("*.json"), reverse=True):
+            data = json.loads(path.read_text())
+            if data.get("facts", {}).get("fleet_run") == fleet_run:
+                return data
+        return {}
+
+    def stop(self) -> None:
+        for process in self.servers.values():
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=60)
+        if self.balancer:
+            self.balancer.stop()
+        self.sshd.stop()

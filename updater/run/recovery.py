@@ -17,12 +17,16 @@ from updater.run.journal import Journal
 from updater.run.steps import Procedure
 from updater.system import system_update
 
+LEFT_TO_THE_FLEET = "left to the fleet"
+
 
 @dataclass(frozen=True)
 class Recovered:
     run_id: str
     command: str
-    outcome: str  # "completed", "rolled back", or "failed" (nothing live had changed, or cannot be undone)
+    # "completed", "rolled back", "failed" (nothing live had changed, or cannot be undone), or
+    # LEFT_TO_THE_FLEET (one server's part of a fleet update)
+    outcome: str
     version: str | None
     detail: str = ""
 
@@ -49,6 +53,18 @@ def recover() -> list[Recovered]:
 
 
 def _recover_one(run: Journal) -> Recovered:
+    fleet_run = run.fact("fleet_run")
+    if fleet_run is not None:  # one server's part: undoing it alone could put the database back under
+        # servers that run the new release; the fleet's undo orders every server (the primary last)
+        return Recovered(
+            run.data["id"],
+            run.data["command"],
+            LEFT_TO_THE_FLEET,
+            None,
+            f"part of the fleet run {fleet_run}: undo it with deploy/ansible/rollback.yml -e "
+            f"fleet_run={fleet_run} (or `update --fleet-run {fleet_run} --stage undo` on each server, the "
+            "primary last), or complete it by running update.yml again with the same fleet_run",
+        )
     build = _procedures().get(run.data.get("command"))
     if build is None:
         run.close_interrupted()

@@ -51,7 +51,7 @@ class Command(UpdaterCommand, BaseCommand):
         if not recovered:
             self.stdout.write("Nothing to recover: every run finished.")
         for item in recovered:
-            if item.outcome == "failed":
+            if item.outcome in ("failed", recovery.LEFT_TO_THE_FLEET):
                 self.stderr.write(f"Run {item.run_id} ({item.command}): {item.detail}")
                 continue
             serving = f"; serving {item.version}" if item.version else ""
