@@ -31,10 +31,11 @@ from tests.support.deployments import (
     git,
     newest_migration,
     next_migration,
+    serve_current,
     wheelhouse_for,
 )
 from tests.support.mailbox import Mailbox
-from tests.support.processes import free_port, start_gunicorn, wait_until_serving
+from tests.support.processes import free_port, wait_until_serving
 from tests.support.webhooks import Webhook
 from updater import layout
 from updater.plan import auto
@@ -570,34 +571,6 @@ def test_a_release_whose_requirements_cannot_install_changes_nothing_live(deploy
     assert journal["status"] == "failed"
     assert [step["name"] for step in journal["steps"]] == ["prepare"]
     assert not (deployed / "shared" / "maintenance").exists()
-
-
-def serve_current(root: Path, **settings: str) -> tuple[subprocess.Popen, str]:
-    """gunicorn (2 workers) serving the deployment's `current` on a free loopback port, reloaded by
-    the updater with SIGHUP and checked through its health URL; `settings` go to shared/.env too.
-    (the process, its base URL)"""
-    port = free_port()
-    pidfile = root / "shared" / "gunicorn.pid"
-    base = f"http://127.0.0.1:{port}"
-    settings = {
-        "UPDATER_RELOAD_PIDFILE": str(pidfile),
-        "UPDATER_HEALTH_URL": f"{base}/monitoring/health/",
-        "UPDATER_HEALTH_TIMEOUT": "60",
-        **settings,
-    }
-    with (root / "shared" / ".env").open("a") as env_file:
-        env_file.writelines(f"{key}={value}\n" for key, value in settings.items())
-    env = {
-        "PATH": os.environ["PATH"],
-        "ENV_FILE": str(root / "shared" / ".env"),
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_PIDFILE": str(pidfile),
-        "GUNICORN_CHDIR": str(root / "current"),
-        "GUNICORN_ACCESSLOG": "",
-    }
-    server = start_gunicorn(env, root / "current", str(root / "current" / ".venv" / "bin" / "python"))
-    return server, base
 
 
 def test_gunicorn_serving_current_reports_the_new_version_after_a_hup_reload(deployed):

@@ -1,9 +1,12 @@
 """Fixtures' helpers for real deployments: a wheel folder for offline venvs and tagged git repositories."""
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.support.processes import free_port, start_gunicorn
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -44,3 +47,34 @@ def newest_migration(app: str = "crm") -> str:
 def next_migration(name: str, *, after: int = 1, app: str = "crm") -> str:
     """A migration name numbered `after` places past the newest: "0005_organization_phone"."""
     return f"{int(newest_migration(app)[:4]) + after:04d}_{name}"
+
+
+def serve_current(
+    root: Path, port: int | None = None, configure: bool = True, **settings: str
+) -> tuple[subprocess.Popen, str]:
+    """gunicorn (2 workers) serving the deployment's `current` on a loopback port (a free one unless
+    given), reloaded by the updater with SIGHUP and checked through its health URL: with `configure`,
+    those and `settings` go into shared/.env. (the process, its base URL)"""
+    port = port or free_port()
+    pidfile = root / "shared" / "gunicorn.pid"
+    base = f"http://127.0.0.1:{port}"
+    if configure:
+        settings = {
+            "UPDATER_RELOAD_PIDFILE": str(pidfile),
+            "UPDATER_HEALTH_URL": f"{base}/monitoring/health/",
+            "UPDATER_HEALTH_TIMEOUT": "60",
+            **settings,
+        }
+        with (root / "shared" / ".env").open("a") as env_file:
+            env_file.writelines(f"{key}={value}\n" for key, value in settings.items())
+    env = {
+        "PATH": os.environ["PATH"],
+        "ENV_FILE": str(root / "shared" / ".env"),
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_PIDFILE": str(pidfile),
+        "GUNICORN_CHDIR": str(root / "current"),
+        "GUNICORN_ACCESSLOG": "",
+    }
+    server = start_gunicorn(env, root / "current", str(root / "current" / ".venv" / "bin" / "python"))
+    return server, base

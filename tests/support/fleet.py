@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.support.deployments import REPO_ROOT
-from tests.support.processes import free_port, start_gunicorn, wait_until_serving
+from tests.support.deployments import REPO_ROOT, serve_current
+from tests.support.processes import free_port, wait_until_serving
 
 PLAYBOOKS = REPO_ROOT / "deploy" / "ansible"
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -266,28 +266,10 @@ class Fleet:
         """gunicorn (2 workers, HUP reloads) for one server; its reload pidfile and health URL go into
         its shared/.env with `settings`. Started again after a kill, it takes the port it had (as
         systemd would)."""
-        root = self.roots[name]
-        pidfile = root / "shared" / "gunicorn.pid"
-        if name not in self.bases:
-            self.bases[name] = f"http://127.0.0.1:{free_port()}"
-            settings = {
-                "UPDATER_RELOAD_PIDFILE": str(pidfile),
-                "UPDATER_HEALTH_URL": f"{self.bases[name]}/monitoring/health/",
-                "UPDATER_HEALTH_TIMEOUT": "60",
-                **settings,
-            }
-            with (root / "shared" / ".env").open("a") as env_file:
-                env_file.writelines(f"{key}={value}\n" for key, value in settings.items())
-        env = {
-            "PATH": os.environ["PATH"],
-            "ENV_FILE": str(root / "shared" / ".env"),
-            "GUNICORN_WORKERS": "2",
-            "GUNICORN_BIND": self.bases[name].removeprefix("http://"),
-            "GUNICORN_PIDFILE": str(pidfile),
-            "GUNICORN_CHDIR": str(root / "current"),
-            "GUNICORN_ACCESSLOG": "",
-        }
-        process = start_gunicorn(env, root / "current", str(root / "current" / ".venv" / "bin" / "python"))
+        if name in self.bases:
+            process, _ = serve_current(self.roots[name], self.port(name), configure=False)
+        else:
+            process, self.bases[name] = serve_current(self.roots[name], **settings)
         self.servers[name] = process
         wait_until_serving(self.bases[name] + "/monitoring/health/", process)
 
