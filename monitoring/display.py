@@ -51,6 +51,7 @@ OUTCOMES = {
     journal.ROLLED_BACK: pgettext_lazy("run outcome", "rolled back"),
     journal.UNDO_FAILED: pgettext_lazy("run outcome", "undo failed"),
     journal.INCOMPLETE: pgettext_lazy("run outcome", "incomplete"),
+    journal.PAUSED: pgettext_lazy("run outcome", "paused between fleet stages"),
 }
 
 

@@ -80,6 +80,8 @@ def last_update() -> dict | None:
     except (OSError, ValueError):
         return None
     keys = ("id", "command", "from_version", "to_version", "status", "started_at", "finished_at", "actor")
+    facts = run.get("facts", {})
     return {key: run.get(key) for key in keys} | {
-        "maintenance_seconds": run.get("facts", {}).get("maintenance_seconds")
+        "maintenance_seconds": facts.get("maintenance_seconds"),
+        "fleet_run": facts.get("fleet_run"),  # one server's part of a fleet update (deploy/ansible/)
     }

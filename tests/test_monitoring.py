@@ -316,3 +316,15 @@ def test_the_dashboard_formats_measurements_with_one_decimal_in_the_readers_nota
     disk = r'data-check="disk /".*?<span class="value">([^<]+)</span>'
     assert re.search(r"^\d+,\d$", re.search(disk, polish, re.S).group(1))
     assert re.search(r"^\d+\.\d$", re.search(disk, english, re.S).group(1))
+
+
+@pytest.mark.django_db
+def test_a_server_paused_in_a_fleet_update_says_so_with_the_fleet_run(client, state_dir):
+    state_dir.updates.mkdir(parents=True)
+    _journal_run(state_dir.updates, "20261103T000000000000Z", "v1.3.0", "paused")
+    path = state_dir.updates / "20261103T000000000000Z-update.json"
+    run = json.loads(path.read_text())
+    run["facts"]["fleet_run"] = "20261103T000000-v1.3.0"
+    path.write_text(json.dumps(run))
+    last = detailed(client).json()["last_update"]
+    assert (last["status"], last["fleet_run"]) == ("paused", "20261103T000000-v1.3.0")

@@ -148,9 +148,16 @@ def _run(root: DeploymentRoot, run: Journal, stage: str) -> None:
                 "playbook again with the same fleet run, or `manage.py rollback --recover`, to complete it"
             ) from error
         run.close_interrupted()
-        steps.undo(run, selected)
         run.record(failed_stage=stage)
         run.data["cause"] = cause
+        try:
+            steps.undo(run, selected)
+        except BaseException as undo_error:  # the fleet's undo goes on from the steps left
+            run.finish(journal.UNDO_FAILED, f"{cause}; undoing it failed: {executor.describe(undo_error)}")
+            raise UpdateFailed(
+                f"the stage {stage} failed on this server ({cause}) and undoing it failed too "
+                f"({executor.describe(undo_error)}); the fleet run must be undone on every server"
+            ) from error
         _pause(run)
         raise UpdateFailed(
             f"the stage {stage} failed on this server and was undone here ({cause}); "
