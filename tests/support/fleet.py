@@ -130,6 +130,22 @@ class Balancer:
                 states[fields[1]] = fields[17]  # status: UP, DOWN, DRAIN, MAINT, ...
         return states
 
+    def admin_states(self) -> dict[str, int]:
+        """Each server's admin state from `show servers state`: 0 is ready (in the balancer), a
+        drained or disabled server has a flag set (HAProxy's SRV_ADMF_*)."""
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(str(self.socket))
+            conn.sendall(b"show servers state helpdesk\n")
+            text = b"".join(iter(lambda: conn.recv(65536), b"")).decode()
+        states = {}
+        for line in text.splitlines()[2:]:  # a version line, then the header
+            fields = line.split()
+            if len(fields) > 6 and fields[3] in self.servers:
+                states[fields[3]] = int(fields[6])
+        return states
+
     def wait_all_up(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
