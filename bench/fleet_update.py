@@ -138,11 +138,31 @@ def _playbook(tmp: Path, repo: Path, wheels: Path, venv: venvs.Venv, server, arg
             result = site.playbook("update.yml", version=TO, fleet_run="bench")
             if result.returncode != 0:
                 raise RuntimeError(f"update.yml failed:\n{result.stdout[-3000:]}")
-            return f"every server on {set(site.versions().values())}"
+            return f"every server on {set(site.versions().values())}; {_stage_seconds(site)}"
 
         return _under_load(site.balancer.base, args.clients, "(1) playbook update.yml, 3 servers", update)
     finally:
         site.stop()
+
+
+def _stage_seconds(site: fleet.Fleet) -> str:
+    """Where the playbook's time went: each stage's seconds on each server, from their journals (the
+    rest of the wall time is Ansible's: ssh, moving modules, starting manage.py)."""
+    from updater.release.fleet import STAGES
+
+    parts = []
+    for stage, names in STAGES.items():
+        seconds = [
+            sum(
+                step.get("seconds", 0)
+                for step in site.journal(name, "bench")["steps"]
+                if step["name"] in names
+            )
+            for name in site.roots
+        ]
+        if any(seconds):
+            parts.append(f"{stage} " + "/".join(f"{value:.1f}" for value in seconds))
+    return "seconds per server: " + ", ".join(parts)
 
 
 def _single(tmp: Path, repo: Path, wheels: Path, venv: venvs.Venv, server, args) -> Outcome:
