@@ -209,7 +209,7 @@ BACKUP_DIR = config("BACKUP_DIR", default="")
 # UPDATER_ROOT, or found from the code's path), else UPDATER_STATE_DIR (default var/ beside the code).
 UPDATER_ROOT = config("UPDATER_ROOT", default="")
 UPDATER_STATE_DIR = config("UPDATER_STATE_DIR", default="")
-# A fleet's servers must all see maintenance mode: a path on the store they share (default shared/maintenance).
+# The maintenance flag every server of a fleet sees, on their shared store (default: shared/maintenance).
 UPDATER_MAINTENANCE_FLAG = config("UPDATER_MAINTENANCE_FLAG", default="")
 MAINTENANCE_RETRY_AFTER = config("MAINTENANCE_RETRY_AFTER", default=120, cast=int)
 UPDATER_WHEELHOUSE = config("UPDATER_WHEELHOUSE", default="")
