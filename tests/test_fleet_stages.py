@@ -212,3 +212,11 @@ def test_rollback_recover_leaves_a_servers_part_of_a_fleet_run_to_the_fleet(stat
     call_command("rollback", "--recover")
     assert "part of the fleet run r7: undo it with deploy/ansible/rollback.yml" in capsys.readouterr().err
     assert Journal.load(run.path).status == journal.RUNNING  # untouched
+
+
+def test_a_fleet_run_id_that_ended_here_cannot_begin_again(root):
+    run = a_run(root, fleet_run="r1", fleet_primary=False)
+    run.finish(journal.ROLLED_BACK, "verification failed on app2")
+    with pytest.raises(UpdateRefused, match="the fleet run r1 has ended on this server: rolled back"):
+        fleet.run_stage(root, "v2.0.0", "r1", "begin")
+    assert len(list(root.updates.glob("*.json"))) == 1  # no new journal

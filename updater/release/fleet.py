@@ -72,8 +72,10 @@ def run_stage(
         run = _find(root, fleet_run)
         if run is not None and run.status == journal.SUCCEEDED and stage != UNDO:
             pass  # the playbook run again after the fleet run succeeded: nothing left to do
+        elif stage == "begin" and run is not None:
+            _resumable(run, fleet_run, tag)  # begun before: resumed, unless it ended here
         elif stage == "begin":
-            run = run or _begin(root, tag, fleet_run, primary, expect_current, options or update.Options())
+            run = _begin(root, tag, fleet_run, primary, expect_current, options or update.Options())
         elif stage == UNDO:
             _undo(root, run)
         else:
