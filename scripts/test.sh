@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the whole test suite on SQLite and on a throwaway MariaDB server, side by side, with coverage.
+# Run the whole test suite on SQLite and on a throwaway MariaDB server, side by side, with coverage;
+# each run ends with its 15 slowest tests (where the suite's time goes).
 # Extra arguments go to pytest (e.g. scripts/test.sh -k seed -x). TEST_SERIAL=1 runs one after the other.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,14 +18,14 @@ status=0
 # matrix): on two cores they take about the time of the longer one side by side.
 if [ "${TEST_SERIAL:-0}" = 1 ]; then
   echo "==> Test suite on MariaDB"
-  .venv/bin/python -m coverage run -m pytest --mariadb "$@" || status=1
+  .venv/bin/python -m coverage run -m pytest --mariadb --durations=15 "$@" || status=1
 else
   echo "==> Test suite on MariaDB: in the background, its output follows the SQLite run's"
-  .venv/bin/python -m coverage run -m pytest --mariadb "$@" >"$logs/mariadb.log" 2>&1 &
+  .venv/bin/python -m coverage run -m pytest --mariadb --durations=15 "$@" >"$logs/mariadb.log" 2>&1 &
   mariadb=$!
 fi
 echo "==> Test suite on SQLite"
-.venv/bin/python -m coverage run -m pytest "$@" || status=1
+.venv/bin/python -m coverage run -m pytest --durations=15 "$@" || status=1
 if [ "${TEST_SERIAL:-0}" != 1 ]; then
   wait "$mariadb" || status=1
   echo "==> Test suite on MariaDB (output)"
