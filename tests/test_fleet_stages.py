@@ -97,6 +97,9 @@ def test_a_stage_of_a_run_that_never_began_here_is_refused_and_undo_has_nothing_
     with pytest.raises(UpdateRefused, match="the fleet run r1 has not begun on this server"):
         fleet.run_stage(root, "v2.0.0", "r1", "switch")
     assert fleet.run_stage(root, "v2.0.0", "r1", "undo").status == "none"
+    assert fleet.run_stage(root, None, "r1", "undo").status == "none"  # undoing needs no tag
+    with pytest.raises(UpdateRefused, match=r"the stage switch needs the release tag \(--version\)"):
+        fleet.run_stage(root, None, "r1", "switch")
 
 
 def test_a_stage_that_failed_here_leaves_only_the_undo(root):
@@ -120,11 +123,16 @@ def test_a_fleet_run_that_verified_every_server_is_completed_not_undone(root):
         fleet.run_stage(root, "v2.0.0", "r1", "undo")
 
 
-def test_the_stage_option_needs_a_fleet_run(capsys):
+def test_the_stage_option_needs_a_fleet_run_and_only_undo_goes_without_a_version(capsys):
     with pytest.raises(SystemExit) as exited:
         call_command("update", "--version", "v2.0.0", "--stage", "switch")
     assert exited.value.code == 2
     assert "--stage and --fleet-run go together" in capsys.readouterr().err
+    for stage in ("switch", None):
+        with pytest.raises(SystemExit) as exited:
+            call_command("update", *(["--fleet-run", "r1", "--stage", stage] if stage else []))
+        assert exited.value.code == 2
+        assert "--version TAG is required (only --stage undo goes without)" in capsys.readouterr().err
 
 
 def test_update_report_picks_a_servers_run_of_a_fleet_update(state_dir, settings, tmp_path, capsys):

@@ -55,7 +55,7 @@ class StageResult:
 
 def run_stage(
     root: DeploymentRoot,
-    tag: str,
+    tag: str | None,
     fleet_run: str,
     stage: str,
     *,
@@ -63,12 +63,15 @@ def run_stage(
     expect_current: str | None = None,
     options: update.Options | None = None,
 ) -> StageResult:
-    git_repo.validate_tag_name(tag)
+    if tag is not None:
+        git_repo.validate_tag_name(tag)
+    elif stage != UNDO:  # undoing needs only the fleet run
+        raise UpdateRefused(f"the stage {stage} needs the release tag (--version)")
     if not FLEET_RUN.match(fleet_run):
         raise UpdateRefused(f"{fleet_run!r} is not a fleet run id (letters, digits, '.', '_', '-')")
     if stage != UNDO and stage not in STAGES:
         raise UpdateRefused(f"{stage!r} is not a stage: {', '.join([*STAGES, UNDO])}")
-    with locks.exclusive(root.lock_file, f"update --version {tag} --fleet-run {fleet_run} --stage {stage}"):
+    with locks.exclusive(root.lock_file, f"update --fleet-run {fleet_run} --stage {stage} ({tag or 'undo'})"):
         run = _find(root, fleet_run)
         if run is not None and run.status == journal.SUCCEEDED and stage != UNDO:
             pass  # the playbook run again after the fleet run succeeded: nothing left to do
@@ -81,7 +84,7 @@ def run_stage(
         else:
             _run(root, _resumable(run, fleet_run, tag), stage)
     if run is None:
-        return StageResult(fleet_run, stage, root.current_version(), tag, "none", None)
+        return StageResult(fleet_run, stage, root.current_version(), tag or "", "none", None)
     return StageResult(
         fleet_run, stage, run.data["from_version"], run.data["to_version"], run.status, str(run.path)
     )

@@ -12,7 +12,9 @@ class Command(UpdaterCommand, OwnVersionOption, BaseCommand):
     help = "Update the helpdesk to a tagged release: backup, migrate, atomic switch, verify; undo on failure."
 
     def add_arguments(self, parser):
-        parser.add_argument("--version", dest="tag", required=True, help="the release tag, e.g. v1.4.0")
+        parser.add_argument(
+            "--version", dest="tag", help="the release tag, e.g. v1.4.0 (required except for --stage undo)"
+        )
         parser.add_argument("--dry-run", action="store_true", help="prepare the release, change nothing live")
         parser.add_argument(
             "--skip-backup", action="store_true", help="no backup when there are no migrations"
@@ -37,6 +39,9 @@ class Command(UpdaterCommand, OwnVersionOption, BaseCommand):
     def handle(self, *args, **options):
         if bool(options["stage"]) != bool(options["fleet_run"]):
             self.stderr.write("--stage and --fleet-run go together.")
+            raise SystemExit(2)
+        if not options["tag"] and options["stage"] != fleet.UNDO:
+            self.stderr.write("--version TAG is required (only --stage undo goes without).")
             raise SystemExit(2)
         with outcome_as_exit_code("Update"), self.steps_shown(options["verbosity"]):
             root = layout.find_root()
