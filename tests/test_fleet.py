@@ -189,3 +189,30 @@ def test_a_killed_fleet_update_holds_the_fleet_and_is_resumed_by_running_it_agai
     assert {site.journal(name, "killed")["status"] for name in HOSTS} == {"succeeded"}
     assert site.balancer.admin_states() == {name: 0 for name in HOSTS}
     site.balancer.wait_all_up()
+
+
+def test_rollback_playbook_undoes_a_fleet_run_that_holds_the_servers(three_servers):
+    site = three_servers
+    for name in HOSTS:  # a fleet run begun by hand on every server (a playbook that died early)
+        primary = ["--primary"] if name == "app1" else []
+        begun = run_manage(
+            site.roots[name] / "current",
+            "update",
+            "--version",
+            V1,
+            "--fleet-run",
+            "held",
+            "--stage",
+            "begin",
+            *primary,
+        )
+        assert begun.returncode == 0, begun.stderr
+    plain = run_manage(site.roots["app2"] / "current", "update", "--version", V1)
+    assert plain.returncode == 3 and "the fleet update held (v11.0.0 -> v1.0.0" in plain.stderr
+    undone = site.playbook("rollback.yml", fleet_run="held")
+    assert undone.returncode == 0, undone.stdout[-3000:]
+    assert {site.journal(name, "held")["status"] for name in HOSTS} == {"failed"}  # nothing live had changed
+    assert site.versions() == {name: V11 for name in HOSTS}
+    assert site.balancer.admin_states() == {name: 0 for name in HOSTS}
+    report = json.loads((site.ansible / "reports" / "held.json").read_text())
+    assert {report[name]["outcome"] for name in HOSTS} == {"failed"}
