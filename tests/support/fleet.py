@@ -203,7 +203,6 @@ def ansible_playbook(playbook: str, inventory_file: Path, folder: Path, **extra_
 def run_playbook(
     playbook: str, inventory_file: Path, folder: Path, timeout: float = 900, **extra_vars: str
 ) -> subprocess.CompletedProcess:
-    (folder / "reports").mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         ansible_playbook(playbook, inventory_file, folder, **extra_vars),
         env=playbook_environment(folder),
@@ -218,7 +217,6 @@ def start_playbook(
     playbook: str, inventory_file: Path, folder: Path, log: Path, **extra_vars: str
 ) -> subprocess.Popen:
     """A playbook in the background, in its own process group (killed whole by kill_group)."""
-    (folder / "reports").mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         ansible_playbook(playbook, inventory_file, folder, **extra_vars),
         env=playbook_environment(folder),
