@@ -150,9 +150,8 @@ def _run(root: DeploymentRoot, run: Journal, stage: str) -> None:
             run.finish(journal.INCOMPLETE, cause)
             raise UpdateFailed(
                 f"the fleet run verified every server, then failed to finish here ({cause}); run the "
-                "playbook again with the same fleet run, or `manage.py rollback --recover`, to complete it"
+                "playbook again with the same fleet run to complete it"
             ) from error
-        run.close_interrupted()
         run.record(failed_stage=stage)
         run.data["cause"] = cause
         try:

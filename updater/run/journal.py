@@ -196,6 +196,11 @@ def unfinished(directory: Path) -> list[Journal]:
     return [journal for journal in all_journals(directory) if journal.status not in FINISHED]
 
 
+def undo_fleet_run(fleet_run: str) -> str:
+    """How a fleet run that holds a server is undone (its refusals and `rollback --recover` say it)."""
+    return f"undo it with deploy/ansible/rollback.yml -e fleet_run={fleet_run}"
+
+
 def refuse_if_unfinished(directory: Path) -> None:
     """New work waits until an interrupted run has been completed or undone."""
     stuck = unfinished(directory)
@@ -206,6 +211,6 @@ def refuse_if_unfinished(directory: Path) -> None:
             raise UpdateBusy(
                 f"the fleet update {fleet_run} ({run['from_version']} -> {run['to_version']}, begun "
                 f"{run['started_at']} by {run['actor']}) has not finished on this server; let it finish, "
-                f"or undo it with deploy/ansible/rollback.yml -e fleet_run={fleet_run}"
+                f"or {undo_fleet_run(fleet_run)}"
             )
         raise UpdateRefused(f"the run {run['id']} ({run['command']}) did not finish; {RECOVER_FIRST}")

@@ -61,8 +61,8 @@ def _recover_one(run: Journal) -> Recovered:
             run.data["command"],
             LEFT_TO_THE_FLEET,
             None,
-            f"part of the fleet run {fleet_run}: undo it with deploy/ansible/rollback.yml -e "
-            f"fleet_run={fleet_run} (or `update --fleet-run {fleet_run} --stage undo` on each server, the "
+            f"part of the fleet run {fleet_run}: {journal.undo_fleet_run(fleet_run)} "
+            f"(or `update --fleet-run {fleet_run} --stage undo` on each server, the "
             "primary last), or complete it by running update.yml again with the same fleet_run",
         )
     build = _procedures().get(run.data.get("command"))
