@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,8 +26,6 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    import socket
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -114,33 +113,27 @@ class Balancer:
         )
         wait_for_port(self.port, self.process)
 
-    def states(self) -> dict[str, str]:
-        """Each server's admin state and health as HAProxy's `show servers state` tells them:
-        {name: "ready UP"}; "drain" or "maint" when taken out."""
-        import socket
-
+    def _ask(self, command: str) -> str:
+        """One command to HAProxy's runtime API, its whole answer."""
         with socket.socket(socket.AF_UNIX) as conn:
             conn.connect(str(self.socket))
-            conn.sendall(b"show stat\n")
-            text = b"".join(iter(lambda: conn.recv(65536), b"")).decode()
+            conn.sendall(command.encode() + b"\n")
+            return b"".join(iter(lambda: conn.recv(65536), b"")).decode()
+
+    def states(self) -> dict[str, str]:
+        """Each server's status column of `show stat`: UP, DOWN, DRAIN, MAINT, "UP 1/2", ..."""
         states = {}
-        for line in text.splitlines()[1:]:
+        for line in self._ask("show stat").splitlines()[1:]:
             fields = line.split(",")
             if len(fields) > 17 and fields[1] in self.servers:
-                states[fields[1]] = fields[17]  # status: UP, DOWN, DRAIN, MAINT, ...
+                states[fields[1]] = fields[17]
         return states
 
     def admin_states(self) -> dict[str, int]:
         """Each server's admin state from `show servers state`: 0 is ready (in the balancer), a
         drained or disabled server has a flag set (HAProxy's SRV_ADMF_*)."""
-        import socket
-
-        with socket.socket(socket.AF_UNIX) as conn:
-            conn.connect(str(self.socket))
-            conn.sendall(b"show servers state helpdesk\n")
-            text = b"".join(iter(lambda: conn.recv(65536), b"")).decode()
         states = {}
-        for line in text.splitlines()[2:]:  # a version line, then the header
+        for line in self._ask("show servers state helpdesk").splitlines()[2:]:  # a version line, the header
             fields = line.split()
             if len(fields) > 6 and fields[3] in self.servers:
                 states[fields[3]] = int(fields[6])
