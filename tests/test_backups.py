@@ -25,7 +25,7 @@ from django.db import connection, connections
 from crm import demo_data
 from crm.models import Organization, Ticket
 from tests.conftest import REPO_ROOT
-from updater.backup import backups, rotation
+from updater.backup import backups, media, rotation
 from updater.backup.engines import defer_secondary_indexes, engine_for
 from updater.backup.manifest import NAME_PATTERN, BackupInvalid, manifest_path
 from updater.run import locks
@@ -249,6 +249,7 @@ def test_failing_restore_puts_the_safety_backup_back(tickets_data, tmp_path):
     manifest = json.loads(manifest_path(result.path).read_text())
     manifest.update(file=bad.name, size=len(payload), sha256=hashlib.sha256(payload).hexdigest())
     manifest_path(bad).write_text(json.dumps(manifest))
+    media.listing_path(bad).write_bytes(media.listing_path(result.path).read_bytes())
     Ticket.objects.filter(pk=Ticket.objects.first().pk).update(title="made after the backup")
 
     with pytest.raises(backups.BackupError, match="put back from the safety backup"):

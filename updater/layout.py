@@ -62,6 +62,11 @@ class StateDir:
         return Path(configured) if configured else self.path / "backups"
 
     @property
+    def quarantine(self) -> Path:
+        """Media files a restore moved aside (added after the backup it restored): kept, never deleted."""
+        return self.path / "quarantine"
+
+    @property
     def monitoring_state(self) -> Path:
         return self.path / "monitoring-state.json"
 

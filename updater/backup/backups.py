@@ -26,7 +26,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from helpdesk.version import app_version
 from updater import layout
-from updater.backup import compression
+from updater.backup import compression, media
 from updater.backup.engines import Engine, EngineError, engine_for
 from updater.backup.manifest import (
     BackupBusy,
@@ -36,7 +36,7 @@ from updater.backup.manifest import (
     read_hashing,
     verify_backup,
 )
-from updater.backup.rotation import pinned, rotate_backups
+from updater.backup.rotation import list_backups, pinned, rotate_backups
 from updater.run import faults, locks
 from updater.run.files import fsync_directory
 
@@ -53,6 +53,7 @@ class BackupResult:
     manifest: Manifest
     warnings: list[str] = field(default_factory=list)
     rotated: list[Path] = field(default_factory=list)
+    new_media: frozenset[str] = frozenset()  # contents this backup added to the media store
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class RestoreResult:
     safety_backup: Path
     table_counts: dict[str, int]
     integrity_problems: list[str]
+    media_restore: media.Restored | None = None  # None: the media files were left as they were
 
 
 def default_directory() -> Path:
@@ -84,17 +86,28 @@ def create_backup(
     reason: str = "",
     progress: Progress | None = None,
     alias: str = "default",
+    include_media: bool = True,
 ) -> BackupResult:
-    """Dump the database into a new verified backup; optionally rotate older ones afterwards."""
+    """Dump the database and store the media files into a new verified backup set; optionally rotate
+    older ones afterwards. include_media=False: the database alone."""
     engine = engine_for(alias)
     try:
         with locks.hold(lock_path(engine), command=f"backup of {engine.vendor} database {engine.database}"):
             result = _create_locked(
-                engine, output, fmt, compression_kind, reason, progress, point_latest=True
+                engine,
+                output,
+                fmt,
+                compression_kind,
+                reason,
+                progress,
+                point_latest=True,
+                with_media=include_media,
             )
             if rotate is not None:
                 rotated = rotate_backups(result.path.parent, engine.database, keep=rotate)
-                result = BackupResult(result.path, result.manifest, result.warnings, rotated)
+                result = BackupResult(
+                    result.path, result.manifest, result.warnings, rotated, result.new_media
+                )
             return result
     except locks.LockHeld as held:
         raise _busy(held) from None
@@ -108,6 +121,7 @@ def _create_locked(
     reason: str,
     progress: Progress | None,
     point_latest: bool,
+    with_media: bool = True,
 ) -> BackupResult:
     fmt = fmt or engine.formats[0]
     if fmt not in engine.formats:
@@ -147,6 +161,9 @@ def _create_locked(
         raise BackupError("the dump ended without its completion marker; nothing was kept")
     os.replace(partial, target)
     fsync_directory(directory)
+    dumped = time.monotonic()
+    # After the dump: every row in it has its file on disk by now (an upload saves before it commits).
+    taken = _take_media(target, directory) if with_media else None
 
     finished = datetime.now(UTC)
     manifest = Manifest(
@@ -162,19 +179,35 @@ def _create_locked(
         migrations=migrations,
         started_at=started.isoformat(timespec="seconds"),
         finished_at=finished.isoformat(timespec="seconds"),
-        duration_seconds=round(time.monotonic() - clock, 3),
+        duration_seconds=round(dumped - clock, 3),
         raw_bytes=raw_bytes,
         reason=reason,
+        media_listing_sha256=taken.listing_sha256 if taken else "",
+        media_files=taken.files if taken else 0,
+        media_bytes=taken.bytes if taken else 0,
+        media_seconds=round(time.monotonic() - dumped, 3) if taken else 0.0,
     )
     manifest.write(target)
-    manifest = verify_backup(target)  # read back from disk before anyone relies on it
+    # Read back from disk before anyone relies on it; stored files that were already verified in an
+    # earlier set are checked for presence and size only.
+    manifest = verify_backup(target, media_reread=taken.new_objects if taken else None)
     verified = Manifest(
         **{**asdict(manifest), "verified_at": datetime.now(UTC).isoformat(timespec="seconds")}
     )
     verified.write(target)
     if point_latest:
         _point_latest(target, fmt, compression_kind)
-    return BackupResult(target, verified, warnings)
+    return BackupResult(target, verified, warnings, new_media=taken.new_objects if taken else frozenset())
+
+
+def _take_media(target: Path, directory: Path) -> media.Taken:
+    earlier = [path for path, manifest in list_backups(directory) if manifest.has_media and path != target]
+    try:
+        return media.take(media.media_root(), target, earlier[0] if earlier else None)
+    except OSError as error:
+        target.unlink(missing_ok=True)
+        media.listing_path(target).unlink(missing_ok=True)
+        raise BackupError(f"storing the media files failed, so no backup was kept: {error}") from error
 
 
 def _target(output, engine, fmt, compression_kind, started) -> tuple[Path, Path]:
@@ -311,9 +344,13 @@ def restore_backup(
     progress: Progress | None = None,
     alias: str = "default",
     safety: Path | None = None,
+    database: bool = True,
+    media_files: bool = True,
 ) -> RestoreResult:
     """Verify, take a safety backup (or use `safety`, a verified backup the caller just took), replace
-    the database with the backup; put the safety backup back on any error."""
+    the database with the backup and make the media files those its rows refer to (live files that do
+    not belong are moved to a quarantine folder); put the safety backup back on any error.
+    database / media_files: False leaves that half as it is."""
     path = Path(path).resolve()  # `latest` may be repointed while we work; hold on to its target
     manifest = verify_backup(path)
     engine = engine_for(alias)
@@ -341,7 +378,13 @@ def restore_backup(
             # A safety backup the caller took stays pinned as the caller says; ours only while we work.
             with nullcontext() if safety else pinned(safety_result.path, f"safety net of {path.name}"):
                 try:
-                    engine.load(_halfway_failpoint(_decompressed(path, manifest, progress)), manifest.format)
+                    if database:
+                        engine.load(
+                            _halfway_failpoint(_decompressed(path, manifest, progress)), manifest.format
+                        )
+                    restored = (
+                        _restore_media(path, manifest, alias) if media_files and manifest.has_media else None
+                    )
                 except (EngineError, OSError, compression.TruncatedStream, ChangedSinceVerified) as error:
                     _put_back(engine, safety_result)
                     raise BackupError(
@@ -349,7 +392,7 @@ def restore_backup(
                         f"{safety_result.path}: {error}"
                     ) from error
             counts, problems = engine.table_row_counts(), engine.integrity_problems()
-            return RestoreResult(path, safety_result.path, counts, problems)
+            return RestoreResult(path, safety_result.path, counts, problems, restored)
     except locks.LockHeld as held:
         raise _busy(held) from None
 
@@ -362,9 +405,18 @@ def _halfway_failpoint(chunks: Iterator[bytes]) -> Iterator[bytes]:
             faults.point("restore:during")
 
 
+def _restore_media(backup: Path, manifest: Manifest, alias: str) -> media.Restored:
+    entries = media.read_listing(backup, manifest.media_listing_sha256)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    quarantine = layout.state().quarantine / f"{stamp}-before-{backup.name}"
+    return media.restore(backup, entries, media.media_root(), quarantine, media.referenced_files(alias))
+
+
 def _put_back(engine: Engine, safety: BackupResult) -> None:
     try:
         engine.load(_decompressed(safety.path, safety.manifest, None), safety.manifest.format)
+        if safety.manifest.has_media:
+            _restore_media(safety.path, safety.manifest, engine.alias)
     except (EngineError, OSError) as error:
         raise BackupError(
             f"the restore failed AND putting back the safety backup {safety.path} failed too: {error}. "

@@ -5,34 +5,21 @@ backups and restores."""
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from updater.backup import compression
+from updater.backup import compression, media
 from updater.backup.engines import ENGINES, Engine
+from updater.backup.errors import BackupBusy, BackupError, BackupInvalid, ChangedSinceVerified
 from updater.run.files import write_atomically
+
+__all__ = ["BackupBusy", "BackupError", "BackupInvalid", "ChangedSinceVerified", "Manifest", "verify_backup"]
 
 MANIFEST_SUFFIX = ".manifest.json"
 NAME_PATTERN = re.compile(
     r"^(?P<database>[A-Za-z0-9_.-]+?)-(?P<stamp>\d{8}T\d{6}\d{6}Z)\.(?P<format>sql|sqlite3)\.(?P<ext>gz|zst)$"
 )
-
-
-class BackupError(Exception):
-    """A backup or restore could not be made; nothing that looks like a backup was left behind."""
-
-
-class BackupInvalid(BackupError):
-    """A backup file failed verification."""
-
-
-class ChangedSinceVerified(BackupInvalid):
-    """The backup file read for the restore is not the one that was verified."""
-
-
-class BackupBusy(BackupError):
-    """Another backup or restore of the same database holds the lock."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +40,15 @@ class Manifest:
     raw_bytes: int
     reason: str = ""
     verified_at: str = ""
+    # The media half (updater/backup/media.py); an empty digest: a database-only backup.
+    media_listing_sha256: str = ""
+    media_files: int = 0
+    media_bytes: int = 0
+    media_seconds: float = 0.0
+
+    @property
+    def has_media(self) -> bool:
+        return bool(self.media_listing_sha256)
 
     @classmethod
     def read(cls, backup: Path) -> "Manifest":
@@ -82,7 +78,9 @@ class Manifest:
             return f"migrations is {self.migrations!r}, not a mapping"
         if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             return f"sha256 is {self.sha256!r}, not a SHA-256 digest"
-        if self.size < 0 or self.raw_bytes < 0:
+        if self.media_listing_sha256 and not re.fullmatch(r"[0-9a-f]{64}", self.media_listing_sha256):
+            return f"media_listing_sha256 is {self.media_listing_sha256!r}, not a SHA-256 digest"
+        if self.size < 0 or self.raw_bytes < 0 or self.media_files < 0 or self.media_bytes < 0:
             return "a size is negative"
         if self.compression not in compression.SUFFIXES:
             return f"unknown compression {self.compression!r} (known: {', '.join(compression.SUFFIXES)})"
@@ -100,8 +98,12 @@ def manifest_path(backup: Path) -> Path:
     return backup.with_name(backup.name + MANIFEST_SUFFIX)
 
 
-def verify_backup(path: Path) -> Manifest:
-    """Checksum, size, a complete compressed stream and the dump's completion marker; or BackupInvalid."""
+def verify_backup(
+    path: Path, *, media_reread: Collection[str] | None = None, dump_only: bool = False
+) -> Manifest:
+    """Checksum, size, a complete compressed stream and the dump's completion marker, then the media
+    files' listing and store (hashing again only `media_reread` objects when given); or BackupInvalid.
+    dump_only: the caller reads the dump alone (a rehearsal's scratch copy)."""
     path = Path(path).resolve() if Path(path).is_symlink() else Path(path)
     if not path.is_file():
         raise BackupInvalid(f"{path} does not exist")
@@ -123,6 +125,8 @@ def verify_backup(path: Path) -> Manifest:
     engine_class = _engine_class(manifest.vendor)
     if not engine_class.dump_is_complete(manifest.format, tail):
         raise BackupInvalid(f"{path.name} lacks the dump's completion marker: the dump was cut short")
+    if manifest.has_media and not dump_only:
+        media.verify(path, manifest.media_listing_sha256, media_reread)
     return manifest
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from updater.backup import media
 from updater.backup.manifest import NAME_PATTERN, BackupError, BackupInvalid, Manifest, manifest_path
 from updater.run.files import write_atomically
 
@@ -69,5 +70,8 @@ def rotate_backups(directory: Path, database: str, keep: int) -> list[Path]:
             continue
         path.unlink()
         manifest_path(path).unlink(missing_ok=True)
+        media.listing_path(path).unlink(missing_ok=True)
         removed.append(path)
+    if removed:
+        media.collect_garbage(directory)  # stored files no remaining backup lists
     return removed

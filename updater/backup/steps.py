@@ -41,7 +41,21 @@ def restore(fact: str) -> Action:
     def put_back(run: Journal) -> None:
         connection.close()  # the restore replaces every table: no connection keeps an old view open
         backup = Path(run.fact(fact))
-        backups.restore_backup(backup)
+        record_media(run, backups.restore_backup(backup))
         run.record(database_restored_from=backup)
 
     return put_back
+
+
+def record_media(run: Journal, result: backups.RestoreResult) -> None:
+    """Journal what a restore did to the media files: the report names every file it moved aside."""
+    done = result.media_restore
+    if done is None:
+        return
+    run.record(
+        media_restored=done.restored,
+        media_unchanged=done.unchanged,
+        media_missing=done.missing,
+        quarantined_media=[*run.fact("quarantined_media", []), *done.quarantined],
+        quarantine=done.quarantine or run.fact("quarantine"),
+    )

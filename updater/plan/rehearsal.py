@@ -138,7 +138,7 @@ def recent_backup(
             and manifest.format in engine.formats
         ):
             try:
-                return backups.BackupResult(path, verify_backup(path))
+                return backups.BackupResult(path, verify_backup(path, dump_only=True))
             except BackupInvalid:
                 continue
     return None

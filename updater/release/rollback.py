@@ -154,7 +154,10 @@ def steps(root: DeploymentRoot, run: Journal) -> Procedure:
         releases.manage(root, from_release(run), "migrate", "--noinput")
 
     def restore(run: Journal) -> None:
-        backups.restore_backup(Path(run.fact("restore_from")), safety=Path(run.fact("safety_backup")))
+        result = backups.restore_backup(
+            Path(run.fact("restore_from")), safety=Path(run.fact("safety_backup"))
+        )
+        backup_steps.record_media(run, result)
         run.record(database_restored_from=run.fact("restore_from"))
 
     return Procedure(

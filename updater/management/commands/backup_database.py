@@ -9,7 +9,11 @@ from updater.command_options import UpdaterCommand
 
 
 class Command(UpdaterCommand, BaseCommand):
-    help = "Back up the database: streamed, compressed, checksummed, written atomically (mode 0600)."
+    help = (
+        "Back up the database and the media files as one set: the dump streamed, compressed and "
+        "checksummed, media files stored once by content (unchanged ones are not copied again); "
+        "mode 0600, written atomically."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -23,6 +27,7 @@ class Command(UpdaterCommand, BaseCommand):
             "--rotate", type=int, metavar="N", help="then keep only the newest N verified backups"
         )
         parser.add_argument("--verify", type=Path, metavar="PATH", help="only verify an existing backup")
+        parser.add_argument("--database-only", action="store_true", help="leave the media files out")
 
     def handle(self, *args, **options):
         if options["verify"]:
@@ -37,6 +42,7 @@ class Command(UpdaterCommand, BaseCommand):
                 compression_kind=options["compression"],
                 rotate=options["rotate"],
                 progress=progress,
+                include_media=not options["database_only"],
             )
         except backups.BackupBusy as error:
             raise CommandError(str(error), returncode=3) from error
@@ -53,6 +59,11 @@ class Command(UpdaterCommand, BaseCommand):
                 f"{manifest.duration_seconds:.1f} s, sha256 {manifest.sha256[:12]}…)"
             )
         )
+        if manifest.has_media:
+            self.stdout.write(
+                f"Media files: {manifest.media_files} ({filesizeformat(manifest.media_bytes)}) in "
+                f"{manifest.media_seconds:.1f} s; {len(result.new_media)} new to the store."
+            )
         for path in result.rotated:
             self.stdout.write(f"Rotated out: {path.name}")
 
@@ -64,6 +75,7 @@ class Command(UpdaterCommand, BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"{path} is complete and intact: {manifest.vendor} database {manifest.database}, "
+                f"{manifest.media_files} media files, "
                 f"app {manifest.app_version}, taken {manifest.started_at}."
             )
         )

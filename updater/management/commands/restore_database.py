@@ -3,42 +3,68 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from updater.backup import backups, engines, restore
+from updater.backup import backups, engines, media, restore
 from updater.command_options import UpdaterCommand, outcome_as_exit_code
 
 
 class Command(UpdaterCommand, BaseCommand):
-    help = "Restore the database from a backup: verify it, take a safety backup, replace every table."
+    help = (
+        "Restore a backup set: verify it, take a safety backup, replace every table and put back the media "
+        "files the restored rows refer to (live files that do not belong are moved to a quarantine folder)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("path", type=Path, help="the backup file (e.g. backups/latest.sql.gz)")
         parser.add_argument("--no-input", action="store_true", help="do not ask for confirmation")
         parser.add_argument("--force", action="store_true", help="restore a backup of another database name")
+        half = parser.add_mutually_exclusive_group()
+        half.add_argument("--database-only", action="store_true", help="leave the media files as they are")
+        half.add_argument(
+            "--media-only",
+            action="store_true",
+            help="leave the database as it is; put back the media files its rows refer to",
+        )
 
     def handle(self, *args, **options):
         path: Path = options["path"]
         try:
             manifest = backups.verify_backup(path)
         except backups.BackupError as error:
-            raise CommandError(f"Refusing to restore: {error}. The database was not touched.") from error
+            raise CommandError(f"Refusing to restore: {error}. Nothing was changed.") from error
         engine = engines.engine_for()
+        if options["media_only"] and not manifest.has_media:
+            raise CommandError(
+                f"{path.name} holds no media files (a database-only backup); nothing to restore."
+            )
+        media_note = f", {manifest.media_files} media files" if manifest.has_media else ", no media files"
         self.stdout.write(
-            f"{path.name}: {manifest.vendor} database {manifest.database!r}, app {manifest.app_version}, "
-            f"taken {manifest.started_at}."
+            f"{path.name}: {manifest.vendor} database {manifest.database!r}{media_note}, "
+            f"app {manifest.app_version}, taken {manifest.started_at}."
         )
         if not options["no_input"]:
             if not sys.stdin.isatty():
                 raise CommandError("Not a terminal: pass --no-input to restore without confirmation.")
+            what = (
+                "the media files"
+                if options["media_only"]
+                else f"every table of {engine.vendor} database {engine.database!r}"
+            )
             answer = input(
-                f"This replaces every table of {engine.vendor} database {engine.database!r} with the backup; "
-                "changes made since it was taken will be lost (a safety backup is taken first).\n"
+                f"This replaces {what} with the backup; changes made since it was taken will be lost "
+                "(a safety backup is taken first; media files added since are moved aside, not deleted).\n"
                 "Type 'yes' to continue: "
             )
             if answer.strip().lower() != "yes":
                 raise CommandError("Restore cancelled; nothing was changed.")
         try:
             with outcome_as_exit_code("Restore"), self.steps_shown(options["verbosity"]):
-                result = restore.restore(path, force=options["force"], verified=True)
+                result = restore.restore(
+                    path,
+                    force=options["force"],
+                    verified=True,
+                    database=not options["media_only"],
+                    media_files=not options["database_only"],
+                )
         except backups.BackupBusy as error:
             raise CommandError(str(error), returncode=3) from error
         except backups.BackupError as error:
@@ -48,6 +74,19 @@ class Command(UpdaterCommand, BaseCommand):
         self.stdout.write(f"Restored {len(result.table_counts)} tables, {rows} rows:")
         for table, count in sorted(result.table_counts.items()):
             self.stdout.write(f"  {table:<40} {count:>10}")
+        if result.media_restore is not None:
+            self._show_media(result.media_restore)
         if result.integrity_problems:
             raise CommandError("Integrity check found problems: " + "; ".join(result.integrity_problems))
         self.stdout.write(self.style.SUCCESS(f"Restore of {path.name} finished; integrity check passed."))
+
+    def _show_media(self, done: media.Restored) -> None:
+        self.stdout.write(f"Media files: {done.restored} put back, {done.unchanged} already in place.")
+        for name in done.missing:
+            self.stderr.write(self.style.WARNING(f"  a row refers to it, the backup set lacks it: {name}"))
+        if done.quarantined:
+            self.stdout.write(
+                f"Moved aside (not deleted) to {done.quarantine}: {len(done.quarantined)} files"
+            )
+            for name in done.quarantined:
+                self.stdout.write(f"  {name}")
