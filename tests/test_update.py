@@ -687,16 +687,22 @@ def test_rollback_over_an_irreversible_migration_restores_the_backup_only_when_c
         "shell",
         "--no-imports",
         "-c",
-        "from crm.models import Ticket; t = Ticket.objects.first(); "
-        "Ticket.objects.create(title='after the update', description='will be lost', "
-        "organization=t.organization, created_by=t.created_by)",
+        "from crm.models import Ticket, TicketAttachment; "
+        "from django.core.files.base import ContentFile; t = Ticket.objects.first(); "
+        "n = Ticket.objects.create(title='after the update', description='will be lost', "
+        "organization=t.organization, created_by=t.created_by); "
+        "TicketAttachment.objects.create(ticket=n, uploaded_by=t.created_by, size=6, content_type='text/plain', "
+        "file=ContentFile(b'later\\n', name='later.txt'))",
         check=True,
     )
+    [later_file] = [p for p in (deployed / "shared" / "media").rglob("*") if p.is_file()]
+    later_name = later_file.relative_to(deployed / "shared" / "media").as_posix()
 
     unconfirmed = run_manage(deployed / "current", "rollback")  # stdin is not a terminal
     assert unconfirmed.returncode == 2
     assert f"cannot be reversed: crm.{PHONE}" in unconfirmed.stderr
     assert "loses every change made since then: tickets created: 1" in unconfirmed.stderr
+    assert "media files moved aside to the quarantine folder: 1" in unconfirmed.stderr
     insisting = run_manage(deployed / "current", "rollback", "--db", "migrate")
     assert insisting.returncode == 2 and "use --db restore" in insisting.stderr
     assert (deployed / "current").resolve().name == "v9.0.0"
@@ -708,6 +714,12 @@ def test_rollback_over_an_irreversible_migration_restores_the_backup_only_when_c
     assert (deployed / "current").resolve().name == "v1.0.0"
     assert schema_and_rows(deployed) == before
     assert last_journal(deployed)["facts"]["database_action"] == "restore"
+    # The file uploaded after the backup is kept aside, not deleted, and the report names it.
+    assert not later_file.exists()
+    [kept] = (deployed / "shared" / "quarantine").glob(f"*/{later_name}")
+    assert kept.read_bytes() == b"later\n"
+    report = run_manage(deployed / "current", "update_report", "--last", check=True).stdout
+    assert "moved aside (not deleted)" in report and later_name in report
 
 
 def test_only_tags_signed_by_a_trusted_key_are_accepted_when_signatures_are_required(

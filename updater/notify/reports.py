@@ -54,6 +54,10 @@ def build(run: journal.Journal) -> dict:
         "migrations_estimate_vs_actual": _estimate_vs_actual(data),
         "backup": facts.get("backup") or facts.get("database_restored_from"),
         "database_restored_from": facts.get("database_restored_from"),
+        # Media files a database restore moved aside (added or changed after its backup): kept, listed.
+        "quarantined_media": facts.get("quarantined_media", []),
+        "quarantine": facts.get("quarantine"),
+        "media_missing": facts.get("media_missing", []),
         "smoke_checks": facts.get("smoke_checks", []),
         "query_timings_ms": facts.get("query_timings_ms", {}),
         "error_log_tail": facts.get("error_log_tail", []),
@@ -96,6 +100,15 @@ def render(report: dict, fmt: str = "text") -> str:
         lines.append(f"{item}backup: {report['backup']}")
     if report["database_restored_from"]:
         lines.append(f"{item}database restored from: {report['database_restored_from']}")
+    if report.get("quarantined_media"):
+        lines.append(
+            f"{item}media files added or changed after that backup, moved aside (not deleted) to "
+            f"{report['quarantine']}: {', '.join(report['quarantined_media'])}"
+        )
+    if report.get("media_missing"):
+        lines.append(
+            f"{item}media files rows refer to but the backup lacks: {', '.join(report['media_missing'])}"
+        )
     if report["migrations"]:
         lines.append(f"{item}migrations: {', '.join(report['migrations'])}")
         schedule = report.get("migration_schedule")

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
-from updater.backup import backups, manifest
+from updater.backup import backups, manifest, media
 from updater.backup import steps as backup_steps
 from updater.errors import UpdateRefused
 from updater.layout import DeploymentRoot
@@ -216,7 +216,7 @@ def _plan(
         "restore",
         backup=backup,
         backup_taken_at=taken.started_at,
-        losses=_changes_since(taken.started_at),
+        losses={**_changes_since(taken.started_at), **_media_set_aside(backup, taken)},
     )
 
 
@@ -232,6 +232,14 @@ def _changes_since(moment: str) -> dict[str, int]:
         "attachments": TicketAttachment.objects.filter(created_at__gt=since).count(),
         "audit entries": ActivityLog.objects.filter(created_at__gt=since).count(),
     }
+
+
+def _media_set_aside(backup: Path, taken: manifest.Manifest) -> dict[str, int]:
+    """Live media files the backup does not hold: the restore moves them aside (kept, not deleted)."""
+    if not taken.has_media:
+        return {}
+    aside = media.would_set_aside(backup, taken.media_listing_sha256, media.media_root())
+    return {"media files moved aside to the quarantine folder": len(aside)}
 
 
 def _migrations_of(root: DeploymentRoot, release: releases.Release) -> set[tuple[str, str]]:
