@@ -691,8 +691,8 @@ def test_rollback_over_an_irreversible_migration_restores_the_backup_only_when_c
         "from django.core.files.base import ContentFile; t = Ticket.objects.first(); "
         "n = Ticket.objects.create(title='after the update', description='will be lost', "
         "organization=t.organization, created_by=t.created_by); "
-        "TicketAttachment.objects.create(ticket=n, uploaded_by=t.created_by, size=6, content_type='text/plain', "
-        "file=ContentFile(b'later\\n', name='later.txt'))",
+        "TicketAttachment.objects.create(ticket=n, uploaded_by=t.created_by, size=6, "
+        "content_type='text/plain', file=ContentFile(b'later\\n', name='later.txt'))",
         check=True,
     )
     [later_file] = [p for p in (deployed / "shared" / "media").rglob("*") if p.is_file()]
