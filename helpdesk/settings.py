@@ -204,6 +204,20 @@ ATTACHMENT_MAX_BYTES = config("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024, 
 
 # Database backups go to the state folder's backups/ (updater/layout.py) unless BACKUP_DIR moves them.
 BACKUP_DIR = config("BACKUP_DIR", default="")
+# Off-site copies (restic): any restic repository; empty: none. The password is read from a file.
+BACKUP_OFFSITE_REPOSITORY = config("BACKUP_OFFSITE_REPOSITORY", default="")
+BACKUP_OFFSITE_PASSWORD_FILE = config("BACKUP_OFFSITE_PASSWORD_FILE", default="")
+# For sftp: repositories, the ssh command restic runs (its key, port, known hosts), e.g.
+# "ssh -i /etc/helpdesk/backup_key -p 2222 backup@vault -s sftp".
+BACKUP_OFFSITE_SFTP_COMMAND = config("BACKUP_OFFSITE_SFTP_COMMAND", default="")
+# Retention of off-site snapshots (restic forget --keep-*); 0 leaves that period out.
+BACKUP_OFFSITE_KEEP_HOURLY = config("BACKUP_OFFSITE_KEEP_HOURLY", default=24, cast=int)
+BACKUP_OFFSITE_KEEP_DAILY = config("BACKUP_OFFSITE_KEEP_DAILY", default=14, cast=int)
+BACKUP_OFFSITE_KEEP_WEEKLY = config("BACKUP_OFFSITE_KEEP_WEEKLY", default=8, cast=int)
+BACKUP_OFFSITE_KEEP_MONTHLY = config("BACKUP_OFFSITE_KEEP_MONTHLY", default=12, cast=int)
+# Share of the repository's data read back by each shipment's check (restic check --read-data-subset).
+BACKUP_OFFSITE_CHECK_SUBSET = config("BACKUP_OFFSITE_CHECK_SUBSET", default="5%")
+BACKUP_OFFSITE_TIMEOUT = config("BACKUP_OFFSITE_TIMEOUT", default=3600, cast=int)
 
 # The updater. Every path it uses is owned by updater/layout.py: a deployment's shared/ (the root is
 # UPDATER_ROOT, or found from the code's path), else UPDATER_STATE_DIR (default var/ beside the code).
@@ -280,6 +294,8 @@ DB_LATENCY_WARN_MS = config("DB_LATENCY_WARN_MS", default=100.0, cast=float)
 DB_LATENCY_CRIT_MS = config("DB_LATENCY_CRIT_MS", default=1000.0, cast=float)
 BACKUP_WARN_HOURS = config("BACKUP_WARN_HOURS", default=26.0, cast=float)
 BACKUP_CRIT_HOURS = config("BACKUP_CRIT_HOURS", default=50.0, cast=float)
+OFFSITE_BACKUP_WARN_HOURS = config("OFFSITE_BACKUP_WARN_HOURS", default=26.0, cast=float)
+OFFSITE_BACKUP_CRIT_HOURS = config("OFFSITE_BACKUP_CRIT_HOURS", default=50.0, cast=float)
 ERROR_LOG_WARN_LINES = config("ERROR_LOG_WARN_LINES", default=10, cast=int)
 ERROR_LOG_CRIT_LINES = config("ERROR_LOG_CRIT_LINES", default=100, cast=int)
 ALERT_CONSECUTIVE = config("ALERT_CONSECUTIVE", default=3, cast=int)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 import psutil
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.db import DatabaseError, connection
 
 from monitoring import state
 from updater import layout
-from updater.backup import rotation  # the updater owns the backup format
+from updater.backup import offsite, rotation  # the updater owns the backup format
 from updater.plan.migrations import pending_migrations
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,27 @@ def backup_age() -> Check:
     return graded("backup", (time.time() - made) / 3600, "hours", warn, fail)
 
 
+def offsite_backups() -> list[Check]:
+    """The newest off-site copy's age, and failures to send one; none when no repository is configured."""
+    if not settings.BACKUP_OFFSITE_REPOSITORY:
+        return []
+    shipped = offsite.state()
+    warn, fail = settings.OFFSITE_BACKUP_WARN_HOURS, settings.OFFSITE_BACKUP_CRIT_HOURS
+    last = shipped.get("last_success")
+    if last:
+        age = (time.time() - datetime.fromisoformat(last).timestamp()) / 3600
+        check = graded("offsite backup", age, "hours", warn, fail)
+    else:
+        check = Check("offsite backup", WARN, None, "hours", warn, fail, "no off-site copy yet")
+    failures = shipped.get("failures", 0)
+    if failures:
+        # A failed shipment is worth a warning at once, whatever the age of the copy before it.
+        status = check.status if check.status == FAIL else WARN
+        detail = f"sending failed {failures} times in a row: {shipped.get('last_error', '')}"
+        check = Check(check.name, status, check.observed, check.unit, warn, fail, detail[:500])
+    return [check]
+
+
 def disks() -> list[Check]:
     result = []
     for mount in settings.MONITORED_DISKS:
@@ -200,6 +222,7 @@ def all_checks(saved: dict | None = None) -> list[Check]:
         database(),
         migrations(),
         backup_age(),
+        *offsite_backups(),
         *disks(),
         memory(),
         load(),

@@ -17,6 +17,7 @@ NAMES = {
     "database": pgettext_lazy("monitoring check", "database"),
     "migrations": pgettext_lazy("monitoring check", "migrations"),
     "backup": pgettext_lazy("monitoring check", "backup"),
+    "offsite backup": pgettext_lazy("monitoring check", "off-site backup"),
     "memory": pgettext_lazy("monitoring check", "memory"),
     "load": pgettext_lazy("monitoring check", "load"),
     "services": pgettext_lazy("monitoring check", "services"),
@@ -33,6 +34,7 @@ COUNTS = {  # unit -> its word for n of them
 }
 DETAILS = {
     "no backup yet": gettext_lazy("no backup yet"),
+    "no off-site copy yet": gettext_lazy("no off-site copy yet"),
     "an update is probably migrating": gettext_lazy("an update is probably migrating"),
     "the database could not be asked": gettext_lazy("the database could not be asked"),
     "none configured": gettext_lazy("none configured"),

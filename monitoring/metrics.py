@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 
 from helpdesk.version import app_version
 from monitoring import checks, status
+from updater.backup import offsite
 from updater.run import maintenance
 
 _STATUS_VALUE = {checks.PASS: 0, checks.WARN: 1, checks.FAIL: 2}
@@ -37,17 +38,29 @@ class HelpdeskCollector:
             ("database", "helpdesk_database_latency_seconds", "SELECT 1 round trip", 1 / 1000),
             ("migrations", "helpdesk_pending_migrations", "Migrations not applied", 1),
             ("backup", "helpdesk_backup_age_seconds", "Age of the newest backup", 3600),
+            (
+                "offsite backup",
+                "helpdesk_offsite_backup_age_seconds",
+                "Age of the newest off-site copy",
+                3600,
+            ),
             ("memory", "helpdesk_memory_used_ratio", "Used share of memory", 1 / 100),
             ("load", "helpdesk_load_per_core", "5-minute load average per core", 1),
         ]
         for check_name, metric, documentation, factor in scaled:
-            if by_name[check_name].observed is not None:
+            if check_name in by_name and by_name[check_name].observed is not None:
                 yield _gauge(metric, documentation, by_name[check_name].observed * factor)
         disk = GaugeMetricFamily("helpdesk_disk_used_ratio", "Used share of a mount", labels=["mount"])
         for check in results:
             if check.name.startswith("disk ") and check.observed is not None:
                 disk.add_metric([check.name.removeprefix("disk ")], check.observed / 100)
         yield disk
+        if settings.BACKUP_OFFSITE_REPOSITORY:
+            yield _gauge(
+                "helpdesk_offsite_backup_failures",
+                "Failed attempts in a row to send a backup off-site",
+                offsite.state().get("failures", 0),
+            )
         # _cores, not _count: Prometheus reserves the _count suffix for histograms and summaries.
         yield _gauge("helpdesk_cpu_cores", "CPU cores", os.cpu_count() or 1)
         yield _gauge("helpdesk_cpu_used_ratio", "Busy share of all cores", status.cpu_percent() / 100)

@@ -33,6 +33,8 @@ command -v gcc >/dev/null || packages+=(gcc)
 [ "$for_tests" = 1 ] && packages+=(apache2 libapache2-mod-wsgi-py3 prometheus sudo)
 # The fleet tests reach three app servers on this machine through sshd, behind HAProxy.
 [ "$for_tests" = 1 ] && packages+=(openssh-server openssh-client haproxy)
+# restic: off-site copies of backup sets (an sftp repository behind the test sshd, and a path).
+[ "$for_tests" = 1 ] && packages+=(restic)
 # axe-core (accessibility rules run inside the browser tests) comes from npm.
 [ "$for_tests" = 1 ] && ! command -v npm >/dev/null && packages+=(npm)
 

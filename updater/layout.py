@@ -67,6 +67,11 @@ class StateDir:
         return self.path / "quarantine"
 
     @property
+    def offsite_state(self) -> Path:
+        """What the last shipment to the off-site repository did (updater/backup/offsite.py)."""
+        return self.path / "offsite.json"
+
+    @property
     def monitoring_state(self) -> Path:
         return self.path / "monitoring-state.json"
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
-from updater.backup import backups
+from updater.backup import backups, offsite
 from updater.command_options import UpdaterCommand
 
 
@@ -28,6 +28,11 @@ class Command(UpdaterCommand, BaseCommand):
         )
         parser.add_argument("--verify", type=Path, metavar="PATH", help="only verify an existing backup")
         parser.add_argument("--database-only", action="store_true", help="leave the media files out")
+        parser.add_argument(
+            "--no-offsite",
+            action="store_true",
+            help="do not send this backup to the off-site repository (BACKUP_OFFSITE_REPOSITORY)",
+        )
 
     def handle(self, *args, **options):
         if options["verify"]:
@@ -66,6 +71,28 @@ class Command(UpdaterCommand, BaseCommand):
             )
         for path in result.rotated:
             self.stdout.write(f"Rotated out: {path.name}")
+        if offsite.Repository.configured() and not options["no_offsite"]:
+            self._send(result.path)
+
+    def _send(self, path: Path) -> None:
+        """A failure to ship is the exit code and an alert (check_system); the local backup stays."""
+        try:
+            sent = offsite.send(path)
+        except offsite.OffsiteError as error:
+            raise CommandError(
+                f"The backup {path.name} is kept here, but sending it off-site failed: {error}"
+            ) from error
+        shipped = sent.shipped
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Sent off-site as snapshot {shipped.snapshot} in {shipped.seconds:.1f} s "
+                f"({shipped.files_new} new files, {shipped.files_unmodified} unchanged, "
+                f"{filesizeformat(shipped.bytes_added)} added); {sent.checked or 'no'} of the repository "
+                f"read back and checked."
+            )
+        )
+        if sent.forgotten:
+            self.stdout.write(f"Off-site snapshots past the retention policy: {', '.join(sent.forgotten)}")
 
     def _verify(self, path: Path) -> None:
         try:

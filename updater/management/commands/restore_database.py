@@ -1,9 +1,10 @@
+import shutil
 import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from updater.backup import backups, engines, media, restore
+from updater.backup import backups, engines, media, offsite, restore
 from updater.command_options import UpdaterCommand, outcome_as_exit_code
 
 
@@ -14,7 +15,15 @@ class Command(UpdaterCommand, BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("path", type=Path, help="the backup file (e.g. backups/latest.sql.gz)")
+        parser.add_argument("path", type=Path, nargs="?", help="the backup file (e.g. backups/latest.sql.gz)")
+        parser.add_argument(
+            "--from-offsite",
+            metavar="SNAPSHOT",
+            help="fetch the backup set from the off-site repository first: a snapshot id, or latest",
+        )
+        parser.add_argument(
+            "--list-offsite", action="store_true", help="list the off-site repository's snapshots and stop"
+        )
         parser.add_argument("--no-input", action="store_true", help="do not ask for confirmation")
         parser.add_argument("--force", action="store_true", help="restore a backup of another database name")
         half = parser.add_mutually_exclusive_group()
@@ -26,7 +35,36 @@ class Command(UpdaterCommand, BaseCommand):
         )
 
     def handle(self, *args, **options):
-        path: Path = options["path"]
+        if options["list_offsite"]:
+            return self._list_offsite()
+        if (options["path"] is None) == (options["from_offsite"] is None):
+            raise CommandError("Name a backup file, or --from-offsite SNAPSHOT (not both).")
+        if options["from_offsite"] is None:
+            return self._restore(options["path"], options)
+        snapshot = options["from_offsite"]
+        try:
+            folder = offsite.fetch_folder(snapshot)
+            path = offsite.fetch(snapshot, folder)
+        except offsite.OffsiteError as error:
+            raise CommandError(f"Refusing to restore: {error}. Nothing was changed.") from error
+        self.stdout.write(f"Fetched off-site snapshot {snapshot} into {folder}.")
+        self._restore(path, options)
+        shutil.rmtree(folder)  # restored; the repository keeps the snapshot, the safety backup is local
+
+    def _list_offsite(self) -> None:
+        try:
+            found = offsite.snapshots()
+        except offsite.OffsiteError as error:
+            raise CommandError(str(error)) from error
+        if not found:
+            self.stdout.write("The off-site repository holds no backup sets yet.")
+        for snapshot in found:
+            when = snapshot.time[:19].replace("T", " ")
+            self.stdout.write(
+                f"{snapshot.id[:8]}  {when}  {snapshot.host}  {snapshot.database}  {snapshot.backup}"
+            )
+
+    def _restore(self, path: Path, options: dict) -> None:
         try:
             manifest = backups.verify_backup(path)
         except backups.BackupError as error:
