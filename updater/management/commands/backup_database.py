@@ -1,10 +1,11 @@
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
-from updater.backup import backups, offsite
+from updater.backup import backups, offsite, schedule
 from updater.command_options import UpdaterCommand
 
 
@@ -29,6 +30,12 @@ class Command(UpdaterCommand, BaseCommand):
         parser.add_argument("--verify", type=Path, metavar="PATH", help="only verify an existing backup")
         parser.add_argument("--database-only", action="store_true", help="leave the media files out")
         parser.add_argument(
+            "--scheduled",
+            action="store_true",
+            help="for the hourly timer or cron: back up only when BACKUP_INTERVAL_HOURS have passed since "
+            "the newest set (4 h in prod, 24 h elsewhere), rotate to BACKUP_KEEP sets, and ship off-site",
+        )
+        parser.add_argument(
             "--no-offsite",
             action="store_true",
             help="do not send this backup to the off-site repository (BACKUP_OFFSITE_REPOSITORY)",
@@ -39,6 +46,14 @@ class Command(UpdaterCommand, BaseCommand):
             return self._verify(options["verify"])
         if options["rotate"] is not None and options["rotate"] < 1:
             raise CommandError("--rotate must keep at least 1 backup.")
+        if options["scheduled"]:
+            when = schedule.due()
+            if not when.due:
+                if options["verbosity"] >= 2:  # silent under cron: mail only news
+                    self.stdout.write(f"Not due: {when.describe()}.")
+                return
+            if options["rotate"] is None:
+                options["rotate"] = settings.BACKUP_KEEP
         progress = self._progress if sys.stdout.isatty() and options["verbosity"] >= 1 else None
         try:
             result = backups.create_backup(
