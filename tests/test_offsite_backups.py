@@ -220,3 +220,14 @@ def _metrics() -> str:
     from monitoring import metrics
 
     return metrics.exposition().decode()
+
+
+def test_a_remembered_parent_snapshot_that_was_removed_by_hand_does_not_stop_the_next_shipment(
+    helpdesk, path_repository, password_file
+):
+    first = offsite.send(backups.create_backup().path)
+    removed = restic(path_repository, password_file, "forget", "--prune", first.shipped.snapshot)
+    assert removed.returncode == 0, removed.stderr
+    second = offsite.send(backups.create_backup().path)
+    assert second.shipped.files_new == 6  # no parent left: everything is read and sent again
+    assert [snapshot.backup for snapshot in offsite.snapshots()] == [second.shipped.backup]

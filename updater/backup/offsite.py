@@ -9,6 +9,7 @@ password in a file: neither ever appears in a process's arguments, a log line or
 What the last attempt did is kept in a small state file that monitoring reads (age of the newest
 off-site copy, failures in a row)."""
 
+import hashlib
 import json
 import re
 import shutil
@@ -57,6 +58,11 @@ class Repository:
         )
 
     @property
+    def fingerprint(self) -> str:
+        """Which repository the state file speaks of, without writing its location (and credentials)."""
+        return hashlib.sha256(self.location.encode()).hexdigest()[:16]
+
+    @property
     def shown(self) -> str:
         """The location as messages may show it: without a user name or password in it."""
         return redact(self.location)
@@ -65,6 +71,7 @@ class Repository:
 @dataclass(frozen=True)
 class Shipped:
     snapshot: str
+    database: str
     backup: str
     seconds: float
     files_new: int
@@ -112,7 +119,7 @@ def send(backup: Path, repository: Repository | None = None) -> Sent:
     except OffsiteError as error:
         _record_failure(str(error))
         raise
-    _record_success(shipped)
+    _record_success(shipped, repository)
     return Sent(shipped, forgotten, subset)
 
 
@@ -127,17 +134,28 @@ def _ship(backup: Path, repository: Repository) -> Shipped:
         entries = media.read_listing(backup, manifest.media_listing_sha256)
         files.extend(sorted({media.object_path(store, entry.sha256) for entry in entries}))
     started = time.monotonic()
-    _ensure_initialised(repository)
     with tempfile.NamedTemporaryFile("w", dir=_work_dir(), prefix="ship-", suffix=".list") as listing:
         listing.write("".join(f"{path}\n" for path in files))
         listing.flush()
-        parent = _newest_snapshot_id(repository, manifest.database)
-        arguments = ["backup", "--json", "--tag", TAG, "--tag", _database_tag(manifest.database)]
-        arguments += ["--files-from-verbatim", listing.name] + (["--parent", parent] if parent else [])
-        output = _restic(repository, *arguments)
+        tags = ["--tag", TAG, "--tag", _database_tag(manifest.database)]
+        arguments = ["backup", "--json", *tags, "--files-from-verbatim", listing.name]
+        # Each restic command costs a key derivation: when this server shipped here before, its last
+        # snapshot is the parent and the repository need not be asked first.
+        remembered = _remembered_parent(repository, manifest.database)
+        output = None
+        if remembered:
+            try:
+                output = _restic(repository, *arguments, "--parent", remembered)
+            except OffsiteError:
+                output = None  # that snapshot is gone, or the repository is: ask the repository
+        if output is None:
+            _ensure_initialised(repository)
+            parent = _newest_snapshot_id(repository, manifest.database)
+            output = _restic(repository, *arguments, *(["--parent", parent] if parent else []))
     summary = _summary(output)
     return Shipped(
         summary["snapshot_id"],
+        manifest.database,
         backup.name,
         round(time.monotonic() - started, 3),
         summary.get("files_new", 0),
@@ -244,11 +262,13 @@ def _record_failure(error: str) -> None:
     _save({**data, "last_error": error, "failed_at": _now(), "failures": data.get("failures", 0) + 1})
 
 
-def _record_success(shipped: Shipped) -> None:
+def _record_success(shipped: Shipped, repository: Repository) -> None:
     _save(
         {
             **state(),
             "last_success": _now(),
+            "repository": repository.fingerprint,
+            "database": shipped.database,
             "snapshot": shipped.snapshot,
             "backup": shipped.backup,
             "last_error": "",
@@ -318,6 +338,13 @@ def _ensure_initialised(repository: Repository) -> None:
         if NO_REPOSITORY not in str(error):
             raise
         _restic(repository, "init")
+
+
+def _remembered_parent(repository: Repository, database: str) -> str:
+    shipped = state()
+    if shipped.get("repository") == repository.fingerprint and shipped.get("database") == database:
+        return shipped.get("snapshot", "")
+    return ""
 
 
 def _newest_snapshot_id(repository: Repository, database: str) -> str:
