@@ -2,10 +2,12 @@
 together, on the real database of the run. Files are stored once by content; a restore puts back
 exactly the files the restored rows refer to and moves every other live file aside."""
 
+import grp
 import hashlib
 import json
 import os
 import shutil
+import stat
 from io import StringIO
 from pathlib import Path
 
@@ -161,6 +163,13 @@ def test_unchanged_media_is_not_copied_again_and_a_changed_file_is(helpdesk):
     assert len(third.new_media) == 1
     assert stored_object(third, name).read_bytes().endswith(b"appended\n")
 
+    pdf = TicketAttachment.objects.get(original_name="invoice.pdf").file.name
+    content = (Path(settings.MEDIA_ROOT) / pdf).read_bytes()
+    (Path(settings.MEDIA_ROOT) / pdf).write_bytes(content[::-1])  # same size, new content and mtime
+    fourth = backups.create_backup()
+    assert len(fourth.new_media) == 1
+    assert stored_object(fourth, pdf).read_bytes() == content[::-1]
+
 
 def test_an_upload_during_the_backup_comes_back_with_its_row_or_not_at_all(helpdesk, monkeypatch):
     """The upload lands after the dump's snapshot and before the files are listed: its file is in the
@@ -192,6 +201,9 @@ def test_a_restore_moves_newer_and_changed_files_aside_and_names_them(helpdesk, 
     newer = attach(Ticket.objects.first(), "newer.txt", b"added after the backup\n").file.name
     changed = TicketAttachment.objects.get(original_name=POLISH_NAME).file.name
     (Path(settings.MEDIA_ROOT) / changed).write_bytes(b"edited in place after the backup\n")
+    same_size = TicketAttachment.objects.get(original_name="invoice.pdf").file.name
+    pdf = Path(settings.MEDIA_ROOT) / same_size
+    pdf.write_bytes(pdf.read_bytes()[::-1])  # altered, its size unchanged
 
     output = restore(str(result.path))
     assert media_files() == files_before
@@ -201,6 +213,7 @@ def test_a_restore_moves_newer_and_changed_files_aside_and_names_them(helpdesk, 
     quarantine = next(state_dir.quarantine.iterdir())
     assert (quarantine / newer).read_bytes() == b"added after the backup\n"
     assert (quarantine / changed).read_bytes() == b"edited in place after the backup\n"
+    assert f"  {same_size}" in output and (quarantine / same_size).exists()
 
 
 def test_media_only_puts_files_back_and_leaves_the_database(helpdesk):
@@ -249,3 +262,15 @@ def test_rotation_removes_stored_files_that_no_kept_backup_lists(helpdesk):
     assert not media.listing_path(first.path).exists()
     assert not gone_object.exists()
     verify_backup(kept.path)  # every file the kept set lists is still stored
+
+
+def test_restored_files_get_the_modes_and_group_of_uploads(helpdesk, settings):
+    settings.MEDIA_GROUP = "nogroup"
+    result = backups.create_backup()
+    shutil.rmtree(settings.MEDIA_ROOT)
+    restore(str(result.path))
+    nogroup = grp.getgrnam("nogroup").gr_gid
+    for name in attachment_rows():
+        path = Path(settings.MEDIA_ROOT) / name
+        assert (stat.S_IMODE(path.stat().st_mode), path.stat().st_gid) == (0o640, nogroup)
+        assert (stat.S_IMODE(path.parent.stat().st_mode), path.parent.stat().st_gid) == (0o750, nogroup)

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db.models import FileField
 
+from crm.storage import media_group_id
 from updater.backup.errors import BackupInvalid
 from updater.run.files import fsync_directory, write_atomically
 
@@ -315,20 +316,23 @@ def _move_aside(path: Path, destination: Path) -> None:
 
 
 def _copy_out(source: Path, media_root: Path, relative: str) -> None:
+    """Write one file back as an upload would have: its modes (FILE_UPLOAD_*) and MEDIA_GROUP."""
     target = media_root / relative
-    folder_mode = getattr(settings, "FILE_UPLOAD_DIRECTORY_PERMISSIONS", None) or 0o750
-    _make_folders(media_root, target.parent, folder_mode)
+    gid = media_group_id()
+    _make_folders(media_root, target.parent, settings.FILE_UPLOAD_DIRECTORY_PERMISSIONS or 0o750, gid)
     temporary = target.with_name(f".{target.name}.restoring-{os.getpid()}")
     try:
         shutil.copyfile(source, temporary)
-        os.chmod(temporary, getattr(settings, "FILE_UPLOAD_PERMISSIONS", None) or 0o640)
+        os.chmod(temporary, settings.FILE_UPLOAD_PERMISSIONS or 0o640)
+        if gid is not None:
+            os.chown(temporary, -1, gid)
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
 
 
-def _make_folders(media_root: Path, folder: Path, mode: int) -> None:
+def _make_folders(media_root: Path, folder: Path, mode: int, gid: int | None) -> None:
     media_root.mkdir(parents=True, exist_ok=True)
     missing = []
     while folder != media_root and not folder.exists():
@@ -337,6 +341,8 @@ def _make_folders(media_root: Path, folder: Path, mode: int) -> None:
     for path in reversed(missing):
         path.mkdir()
         os.chmod(path, mode)
+        if gid is not None:
+            os.chown(path, -1, gid)
 
 
 def would_set_aside(backup: Path, listing_sha256: str, media_root: Path) -> list[str]:
