@@ -3,12 +3,14 @@ does not block writers; the password reaches the tools through a 0600 option fil
 arguments. Restores add secondary indexes and foreign keys after each table's rows."""
 
 import os
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from django.db import connections
@@ -93,10 +95,21 @@ class MySQLEngine(Engine):
                 raise EngineError(f"{Path(dump).name} failed (exit {returncode}): {message}")
 
     def load(self, chunks: Iterable[bytes], fmt: str = "sql") -> None:
+        """Statements other than rows go through the `mariadb` client (it knows DELIMITER blocks and
+        the dump's conditional comments), one batch at a time; the rows of each table are spread over
+        LOAD_CONNECTIONS connections that insert at once, with unique and foreign key checks off as the
+        dump's header says, and secondary indexes added after the rows (defer_secondary_indexes)."""
         client = self._tool("mariadb", "mysql")
-        prelude = self._drop_everything_sql()
-        with self._option_file() as options, tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen(
+        with self._option_file() as options:
+            loader = _ParallelLoader(
+                lambda statements: self._run_client(client, options, statements), self._raw_connection
+            )
+            loader.load(self._drop_everything_sql().encode(), defer_secondary_indexes(chunks))
+        connections[self.alias].close()
+
+    def _run_client(self, client: str, options: Path, statements: bytes) -> None:
+        with tempfile.TemporaryFile() as errors:
+            result = subprocess.run(
                 [
                     client,
                     f"--defaults-extra-file={options}",
@@ -104,30 +117,20 @@ class MySQLEngine(Engine):
                     "--default-character-set=utf8mb4",
                     f"--database={self.database}",
                 ],
-                stdin=subprocess.PIPE,
+                input=statements,
                 stdout=subprocess.DEVNULL,
                 stderr=errors,
                 env=tool_environment(),
             )
-            try:
-                process.stdin.write(prelude.encode())
-                for chunk in defer_secondary_indexes(chunks):
-                    process.stdin.write(chunk)
-                process.stdin.close()
-            except BrokenPipeError:
-                pass  # the client stopped reading: it failed, and says why below
-            except BaseException:
-                # The stream failed (cut short, changed since verified): the client must neither wait
-                # for more nor take a closed pipe for the end of a complete dump.
-                process.kill()
-                raise
-            finally:
-                returncode = process.wait()
-            if returncode != 0:
+            if result.returncode != 0:
                 errors.seek(0)
                 message = errors.read().decode(errors="replace").strip()
-                raise EngineError(f"{Path(client).name} failed (exit {returncode}): {message}")
-        connections[self.alias].close()
+                raise EngineError(f"{Path(client).name} failed (exit {result.returncode}): {message}")
+
+    def _raw_connection(self):
+        """A connection of our own (not Django's, which belongs to the calling thread)."""
+        wrapper = connections[self.alias]
+        return wrapper.get_new_connection(wrapper.get_connection_params())
 
     def _drop_everything_sql(self) -> str:
         with connections[self.alias].cursor() as cursor:
@@ -169,6 +172,138 @@ class MySQLEngine(Engine):
     def dump_is_complete(fmt: str, tail: bytes) -> bool:
         lines = tail.rstrip().splitlines()
         return bool(lines) and lines[-1].startswith(b"-- Dump completed")
+
+
+LOAD_CONNECTIONS = max(2, min(4, os.cpu_count() or 2))
+STATEMENTS_IN_FLIGHT = 8  # ~1 MB each (mariadb-dump's --net-buffer-length): memory stays flat
+_RETRIED_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: the statement was rolled back whole
+
+
+class _ParallelLoader:
+    """Feeds one dump stream to a client (everything but rows) and to parallel connections (rows).
+
+    Order is kept where it matters: a batch of other statements (a CREATE TABLE, an ALTER TABLE adding
+    the deferred indexes, triggers, routines) runs only after every row before it is in, and rows only
+    after the batch before them. Each client batch and each connection first replays the dump's
+    header (character set, time zone, SQL mode, checks off). LOCK TABLES lines are dropped: a lock
+    would end with the session that took it, and the rows are written by other sessions."""
+
+    def __init__(self, run_client, connect) -> None:
+        self.run_client = run_client
+        self.connect = connect
+        self.header: list[bytes] = []
+        self.in_header = True
+        self.batch: list[bytes] = []
+        self.rows: queue.Queue = queue.Queue(maxsize=STATEMENTS_IN_FLIGHT)
+        self.workers: list[threading.Thread] = []
+        self.failure: BaseException | None = None
+
+    def load(self, prelude: bytes, lines: Iterable[bytes]) -> None:
+        self.batch.append(prelude)
+        statement: list[bytes] = []  # an INSERT's lines: mariadb-dump puts each row on a line of its own
+        try:
+            for line in lines:
+                if statement or line.startswith(b"INSERT INTO "):
+                    statement.append(line)
+                    if line.rstrip().endswith(b";"):  # strings in rows never hold a raw line break
+                        self._flush_batch()
+                        self._start_workers()
+                        self._put(b"".join(statement))
+                        statement = []
+                elif not line.startswith((b"LOCK TABLES ", b"UNLOCK TABLES")):
+                    if self.in_header:
+                        if line.startswith((b"-- Table structure", b"CREATE ", b"DROP ")):
+                            self.in_header = False
+                        elif line.startswith(b"/*!") and b" SET " in line:
+                            self.header.append(line)
+                    if line.strip():
+                        self._wait_for_rows()
+                    self.batch.append(line)
+            if statement:
+                raise EngineError("the dump ends inside an INSERT statement")
+            self._wait_for_rows()
+            self._flush_batch()
+        finally:
+            self._stop_workers()
+
+    def _flush_batch(self) -> None:
+        if any(line.strip() for line in self.batch):
+            self.run_client(b"".join([*self.header, *self.batch]))
+        self.batch = []
+
+    def _put(self, statement: bytes) -> None:
+        while True:
+            self._raise_failure()
+            try:
+                self.rows.put(statement, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _wait_for_rows(self) -> None:
+        if self.workers:
+            self.rows.join()
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise EngineError(f"loading rows failed: {self.failure}") from self.failure
+
+    def _start_workers(self) -> None:
+        if self.workers:
+            return
+        for number in range(LOAD_CONNECTIONS):
+            worker = threading.Thread(target=self._insert_rows, name=f"restore-rows-{number}", daemon=True)
+            worker.start()
+            self.workers.append(worker)
+
+    def _stop_workers(self) -> None:
+        for _worker in self.workers:
+            while True:  # a full queue with failed workers: make room for the sentinel
+                try:
+                    self.rows.put(None, timeout=0.5)
+                    break
+                except queue.Full:
+                    with suppress(queue.Empty):
+                        self.rows.get_nowait()
+                        self.rows.task_done()
+        for worker in self.workers:
+            worker.join()
+        self.workers = []
+
+    def _insert_rows(self) -> None:
+        connection = None
+        try:
+            connection = self.connect()
+            connection.autocommit(True)
+            cursor = connection.cursor()
+            for line in self.header:
+                cursor.execute(line.rstrip().rstrip(b";"))
+        except Exception as error:
+            self.failure = self.failure or error
+        while (statement := self.rows.get()) is not None:
+            try:
+                if self.failure is None:
+                    self._execute(cursor, statement.rstrip().rstrip(b";"))
+            except Exception as error:
+                self.failure = self.failure or error
+            finally:
+                self.rows.task_done()
+        self.rows.task_done()
+        if connection is not None:
+            with suppress(Exception):
+                connection.close()
+
+    @staticmethod
+    def _execute(cursor, statement: bytes) -> None:
+        for attempt in range(3):
+            try:
+                cursor.execute(statement)
+                return
+            except Exception as error:
+                code = error.args[0] if error.args else None
+                if code not in _RETRIED_ERRORS or attempt == 2:
+                    raise
 
 
 _CREATE_TABLE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \($")
