@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -15,9 +17,11 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from crm import demo_data
 from crm.models import Ticket, TicketAttachment
+from tests.conftest import REPO_ROOT
 from updater.backup import backups, media
 from updater.backup.manifest import BackupInvalid, manifest_path, verify_backup
 
@@ -274,3 +278,52 @@ def test_restored_files_get_the_modes_and_group_of_uploads(helpdesk, settings):
         path = Path(settings.MEDIA_ROOT) / name
         assert (stat.S_IMODE(path.stat().st_mode), path.stat().st_gid) == (0o640, nogroup)
         assert (stat.S_IMODE(path.parent.stat().st_mode), path.parent.stat().st_gid) == (0o750, nogroup)
+
+
+def test_a_restore_killed_while_writing_files_is_undone_by_recover_files_and_rows_alike(helpdesk, tmp_path):
+    """Killed (as a power loss) with the live files moved aside and the set's half written back:
+    `rollback --recover` puts the safety set back — the rows and the files as they were before."""
+    result = backups.create_backup()
+    newer = attach(Ticket.objects.first(), "newer.txt", b"added after the backup\n").file.name
+    shutil.rmtree(
+        Path(settings.MEDIA_ROOT)
+        / TicketAttachment.objects.get(original_name="invoice.pdf").file.name.rsplit("/", 1)[0]
+    )
+    files_before, rows_before = media_files(), attachment_rows()
+
+    killed = manage_py(
+        tmp_path, "restore_database", str(result.path), "--no-input", failpoints="restore files:during=kill"
+    )
+    assert killed.returncode == -9
+    assert media_files() != files_before  # half restored
+    recovered = manage_py(tmp_path, "rollback", "--recover")
+    assert recovered.returncode == 0, recovered.stderr
+    assert (media_files(), attachment_rows()) == (files_before, rows_before)
+    assert newer in files_before
+
+
+def manage_py(tmp_path: Path, *args: str, failpoints: str = "") -> subprocess.CompletedProcess:
+    env_file = tmp_path / "child.env"
+    env_file.write_text("")
+    db = connection.settings_dict
+    if connection.vendor == "mysql":
+        url = f"mysql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    else:
+        url = f"sqlite:///{db['NAME']}"
+    env = {
+        **os.environ,
+        "ENV_FILE": str(env_file),
+        "DATABASE_URL": url,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "UPDATER_STATE_DIR": str(settings.UPDATER_STATE_DIR),
+        "UPDATER_FAILPOINTS": failpoints,
+    }
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "manage.py"), *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        start_new_session=True,  # the failpoint kills its whole process group, not pytest
+        timeout=300,
+    )

@@ -31,6 +31,7 @@ from django.db.models import FileField
 
 from crm.storage import media_group_id
 from updater.backup.errors import BackupInvalid
+from updater.run import faults
 from updater.run.files import fsync_directory, write_atomically
 
 LISTING_SUFFIX = ".media.json"
@@ -307,6 +308,8 @@ def restore(
         if relative not in unchanged:
             _copy_out(object_path(store, entry.sha256), media_root, relative)
             restored += 1
+            if restored == 1:
+                faults.point("restore files:during")  # files moved aside, some written back
     return Restored(restored, len(unchanged), quarantined, quarantine if quarantined else None, missing)
 
 
