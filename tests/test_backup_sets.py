@@ -318,12 +318,36 @@ def manage_py(tmp_path: Path, *args: str, failpoints: str = "") -> subprocess.Co
         "UPDATER_STATE_DIR": str(settings.UPDATER_STATE_DIR),
         "UPDATER_FAILPOINTS": failpoints,
     }
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "manage.py"), *args],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        start_new_session=True,  # the failpoint kills its whole process group, not pytest
-        timeout=300,
+    try:
+        return subprocess.run(
+            [sys.executable, str(REPO_ROOT / "manage.py"), *args],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            start_new_session=True,  # the failpoint kills its whole process group, not pytest
+            timeout=300,
+        )
+    finally:
+        connection.close()  # a restored SQLite file is a new file: read (and flush) that one
+
+
+def test_a_stored_file_altered_after_verification_is_caught_while_copying_and_everything_put_back(helpdesk):
+    result = backups.create_backup()
+    pdf = TicketAttachment.objects.get(original_name="invoice.pdf").file.name
+    (Path(settings.MEDIA_ROOT) / pdf).unlink()  # the restore has to copy it back
+    later = Ticket.objects.create(
+        title="made after the backup",
+        organization_id=Ticket.objects.first().organization_id,
+        created_by=Ticket.objects.first().created_by,
     )
+    files_before = media_files()
+    stored = stored_object(result, pdf)
+    stored.write_bytes(stored.read_bytes()[::-1])  # swapped after the caller verified the set
+
+    with pytest.raises(
+        backups.BackupError, match=r"changed after it was verified.*|put back from the safety"
+    ):
+        backups.restore_backup(result.path, media_verified=True)
+    assert Ticket.objects.filter(pk=later.pk).exists()
+    assert media_files() == files_before

@@ -346,13 +346,16 @@ def restore_backup(
     safety: Path | None = None,
     database: bool = True,
     media_files: bool = True,
+    media_verified: bool = False,
 ) -> RestoreResult:
     """Verify, take a safety backup (or use `safety`, a verified backup the caller just took), replace
     the database with the backup and make the media files those its rows refer to (live files that do
     not belong are moved to a quarantine folder); put the safety backup back on any error.
     database / media_files: False leaves that half as it is."""
     path = Path(path).resolve()  # `latest` may be repointed while we work; hold on to its target
-    manifest = verify_backup(path)
+    # Again, right before use. The content of the stored media files is hashed here unless the caller
+    # has just done so (media_verified); it is checked once more as each file is copied back.
+    manifest = verify_backup(path, media_reread=() if media_verified else None)
     engine = engine_for(alias)
     if manifest.vendor != engine.vendor:
         raise BackupError(f"{path.name} is a {manifest.vendor} backup; this database is {engine.vendor}")

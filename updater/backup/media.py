@@ -30,7 +30,7 @@ from django.db import DatabaseError, connections
 from django.db.models import FileField
 
 from crm.storage import media_group_id
-from updater.backup.errors import BackupInvalid
+from updater.backup.errors import BackupInvalid, ChangedSinceVerified
 from updater.run import faults
 from updater.run.files import fsync_directory, write_atomically
 
@@ -306,7 +306,7 @@ def restore(
     restored = 0
     for relative, entry in sorted(chosen.items()):
         if relative not in unchanged:
-            _copy_out(object_path(store, entry.sha256), media_root, relative)
+            _copy_out(object_path(store, entry.sha256), entry.sha256, media_root, relative)
             restored += 1
             if restored == 1:
                 faults.point("restore files:during")  # files moved aside, some written back
@@ -318,14 +318,26 @@ def _move_aside(path: Path, destination: Path) -> None:
     shutil.move(path, destination)
 
 
-def _copy_out(source: Path, media_root: Path, relative: str) -> None:
-    """Write one file back as an upload would have: its modes (FILE_UPLOAD_*) and MEDIA_GROUP."""
+def _copy_out(source: Path, sha256: str, media_root: Path, relative: str) -> None:
+    """Write one file back as an upload would have (its modes, FILE_UPLOAD_*, and MEDIA_GROUP), checking
+    its content on the way: a stored file altered after the set was verified is not put in place."""
     target = media_root / relative
     gid = media_group_id()
     _make_folders(media_root, target.parent, settings.FILE_UPLOAD_DIRECTORY_PERMISSIONS or 0o750, gid)
     temporary = target.with_name(f".{target.name}.restoring-{os.getpid()}")
+    digest = hashlib.sha256()
     try:
-        shutil.copyfile(source, temporary)
+        fd = os.open(
+            temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, settings.FILE_UPLOAD_PERMISSIONS or 0o640
+        )
+        with source.open("rb") as reader, os.fdopen(fd, "wb") as writer:
+            while chunk := reader.read(CHUNK):
+                digest.update(chunk)
+                writer.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise ChangedSinceVerified(
+                f"the stored copy of media file {relative} changed after it was verified"
+            )
         os.chmod(temporary, settings.FILE_UPLOAD_PERMISSIONS or 0o640)
         if gid is not None:
             os.chown(temporary, -1, gid)

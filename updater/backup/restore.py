@@ -63,6 +63,7 @@ def steps(run: Journal) -> Procedure:
             safety=Path(run.fact("safety_backup")),
             database=run.fact("restore_database") is not False,
             media_files=run.fact("restore_media") is not False,
+            media_verified=True,  # restore() verified the whole set before the run began
         )
         run.record(table_counts=result.table_counts, integrity_problems=result.integrity_problems)
         backup_steps.record_media(run, result)
