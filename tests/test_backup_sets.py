@@ -22,6 +22,7 @@ from django.db import connection
 from crm import demo_data
 from crm.models import Ticket, TicketAttachment
 from tests.conftest import REPO_ROOT
+from tests.test_backups import child_database_url
 from updater.backup import backups, media
 from updater.backup.manifest import BackupInvalid, manifest_path, verify_backup
 
@@ -305,15 +306,10 @@ def test_a_restore_killed_while_writing_files_is_undone_by_recover_files_and_row
 def manage_py(tmp_path: Path, *args: str, failpoints: str = "") -> subprocess.CompletedProcess:
     env_file = tmp_path / "child.env"
     env_file.write_text("")
-    db = connection.settings_dict
-    if connection.vendor == "mysql":
-        url = f"mysql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    else:
-        url = f"sqlite:///{db['NAME']}"
     env = {
         **os.environ,
         "ENV_FILE": str(env_file),
-        "DATABASE_URL": url,
+        "DATABASE_URL": child_database_url(),
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "UPDATER_STATE_DIR": str(settings.UPDATER_STATE_DIR),
         "UPDATER_FAILPOINTS": failpoints,
