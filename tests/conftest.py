@@ -76,6 +76,15 @@ def media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def fresh_monitoring_cache():
+    """Monitoring caches its slower probes per process (the newest backup, pending migrations): one
+    test's backup must not make the next test's status page pass."""
+    from monitoring import checks
+
+    checks.clear_cache()
+
+
 def _person(username: str, role: str, organization=None, **extra):
     from django.contrib.auth import get_user_model
 

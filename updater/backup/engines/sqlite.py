@@ -74,12 +74,16 @@ class SQLiteEngine(Engine):
             problems = _sqlite_integrity(staging)
             if problems:
                 raise EngineError(f"the restored copy fails its integrity check: {'; '.join(problems)}")
-            # Swap the checked copy in; a -wal or -shm left beside it would be replayed into it.
+            # Copy the checked copy into the live file through SQLite itself (the backup API), not by
+            # renaming a new file over it: every connection open on the file — another thread, another
+            # process such as an app server's — then reads the restored database, never a deleted one.
             connections[self.alias].close()
-            os.replace(staging, target)
-            for suffix in ("-wal", "-shm", "-journal"):
-                with suppress(FileNotFoundError):
-                    target.with_name(target.name + suffix).unlink()
+            source, live = sqlite3.connect(staging), sqlite3.connect(target, timeout=30)
+            try:
+                source.backup(live)
+            finally:
+                source.close()
+                live.close()
         except sqlite3.Error as error:
             raise EngineError(f"SQLite could not load the dump: {error}") from error
         finally:
