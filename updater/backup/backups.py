@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,9 +105,7 @@ def create_backup(
             )
             if rotate is not None:
                 rotated = rotate_backups(result.path.parent, engine.database, keep=rotate)
-                result = BackupResult(
-                    result.path, result.manifest, result.warnings, rotated, result.new_media
-                )
+                result = replace(result, rotated=rotated)
             return result
     except locks.LockHeld as held:
         raise _busy(held) from None
