@@ -251,6 +251,24 @@ UPDATER_ALLOWED_SIGNERS = config("UPDATER_ALLOWED_SIGNERS", default="")
 UPDATER_GNUPGHOME = config("UPDATER_GNUPGHOME", default="")
 UPDATER_MIN_FREE_BYTES = config("UPDATER_MIN_FREE_BYTES", default=1024**3, cast=int)
 
+# Promotion (DEV -> TEST -> STAGING -> PROD, updater/plan/promotion.py): this environment's predecessor,
+# the URL of its /monitoring/releases/. Empty: no predecessor (dev, or the first in the chain).
+UPDATER_PROMOTION_SOURCE = config("UPDATER_PROMOTION_SOURCE", default="")
+# The bearer token the predecessor accepts (its PROMOTION_TOKEN).
+UPDATER_PROMOTION_SOURCE_TOKEN = config("UPDATER_PROMOTION_SOURCE_TOKEN", default="")
+# The key the predecessor signs answers with (its PROMOTION_SIGNING_KEY); set, unsigned ones are refused.
+UPDATER_PROMOTION_SOURCE_KEY = config("UPDATER_PROMOTION_SOURCE_KEY", default="")
+# A CA bundle or the predecessor's own certificate: an https predecessor is trusted only with it.
+UPDATER_PROMOTION_SOURCE_CA = config("UPDATER_PROMOTION_SOURCE_CA", default="")
+UPDATER_PROMOTION_TIMEOUT = config("UPDATER_PROMOTION_TIMEOUT", default=10.0, cast=float)
+# How long a release must have run healthy on the predecessor, by update class (hours; never 0).
+UPDATER_SOAK_HOURS_CRITICAL = config("UPDATER_SOAK_HOURS_CRITICAL", default=1.0, cast=float)
+UPDATER_SOAK_HOURS_IMPORTANT = config("UPDATER_SOAK_HOURS_IMPORTANT", default=24.0, cast=float)
+UPDATER_SOAK_HOURS_ROUTINE = config("UPDATER_SOAK_HOURS_ROUTINE", default=48.0, cast=float)
+# What this environment attests to its successor: the token it must send and the key answers are signed with.
+PROMOTION_TOKEN = config("PROMOTION_TOKEN", default="")
+PROMOTION_SIGNING_KEY = config("PROMOTION_SIGNING_KEY", default="")
+
 # Update classes and their windows (the handbook's "Okna Czasowe"); see updater/plan/policy.py for the format.
 UPDATE_TIME_ZONE = config("UPDATE_TIME_ZONE", default=TIME_ZONE)
 UPDATE_WINDOW_CRITICAL = config("UPDATE_WINDOW_CRITICAL", default="always")

@@ -17,3 +17,10 @@ def has_detail_access(request: HttpRequest) -> bool:
         return True
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_authenticated and user.is_staff)
+
+
+def has_promotion_token(request: HttpRequest) -> bool:
+    """The successor environment's promotion gate (PROMOTION_TOKEN): it may read the attestations only."""
+    token = settings.PROMOTION_TOKEN
+    header = request.headers.get("Authorization", "")
+    return bool(token) and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token)

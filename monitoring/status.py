@@ -11,6 +11,7 @@ from django.conf import settings
 from helpdesk.version import app_version
 from monitoring import checks, state
 from updater import layout
+from updater.plan import history, promotion
 from updater.run import journal, maintenance
 
 DOCUMENT_SECONDS = 1.0  # pollers asking many times a second share one evaluation per worker
@@ -56,6 +57,7 @@ def _evaluate(detail: bool) -> tuple[dict, int]:
         "environment": settings.ENVIRONMENT,
         "maintenance": maintenance.is_on(),
         "last_update": last_update(),
+        "release_journey": release_journey(),
         "checks": [check.as_dict() for check in results],
     }, http_status
 
@@ -68,6 +70,15 @@ def cpu_percent(snapshot: dict | None = None) -> float:
     if sample and time.time() - sample.get("at", 0) <= settings.MONITORING_STALE_SECONDS:
         return sample["percent"]
     return psutil.cpu_percent(interval=0.1)  # the document is cached a second per worker
+
+
+def release_journey() -> list[dict]:
+    """Where the current release has run: here, then each environment above (as last asked; no call
+    out of a web request)."""
+    current = app_version()
+    here = history.of(layout.state().updates)
+    own = here[current].as_dict() if current in here else {"outcome": "deployed"}
+    return [{"environment": settings.ENVIRONMENT} | own, *promotion.chain(promotion.remembered(), current)]
 
 
 def last_update() -> dict | None:

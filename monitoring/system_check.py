@@ -11,11 +11,13 @@ from pathlib import Path
 import psutil
 from django.conf import settings
 
-from monitoring import alerts, checks, state
+from monitoring import alerts, attestations, checks, state
 from updater.notify import channels
+from updater.plan import promotion
 from updater.run import maintenance
 from updater.system import services
 
+PROMOTION_REFRESH_SECONDS = 300
 _ERROR_WORD = re.compile(r"\b(error|critical|crit|emerg|alert)\b", re.IGNORECASE)
 
 
@@ -45,6 +47,8 @@ def run_round(now: float | None = None, *, send: bool = True) -> Round:
             )
         )
     data["alerts"], raised = alerts.evaluate(data.get("alerts", {}), results, now)
+    attestations.record_health(checks.overall(results) == checks.FAIL, data, now)
+    promotion.refresh(PROMOTION_REFRESH_SECONDS)  # the status page's view of the environments above
     outcome = Round(results, raised)
     if send:
         outcome.deliveries = [delivery for alert in raised for delivery in deliver(alert)]

@@ -13,7 +13,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from helpdesk.version import app_version
-from monitoring import access, dashboard, display, metrics, status
+from monitoring import access, attestations, dashboard, display, metrics, status
+from updater.plan import promotion
 from updater.plan.migrations import pending_migrations
 
 
@@ -48,6 +49,24 @@ def ready(request: HttpRequest) -> JsonResponse:
 def status_view(request: HttpRequest) -> JsonResponse:
     body, http_status = status.document(detail=access.has_detail_access(request))
     return JsonResponse(body, status=http_status)
+
+
+@never_cache
+@require_GET
+def releases_view(request: HttpRequest) -> HttpResponse:
+    """What this environment attests to its successor's promotion gate (monitoring/attestations.py)."""
+    if not (access.has_promotion_token(request) or access.has_detail_access(request)):
+        response = HttpResponse("the releases need PROMOTION_TOKEN as a bearer token\n", status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="helpdesk-promotion"'
+        return response
+    nonce = request.GET.get("nonce", "")
+    if nonce and not attestations.NONCE.match(nonce):
+        return HttpResponse("nonce: 16 to 128 letters, digits, '-' or '_'\n", status=400)
+    body, signature = attestations.signed_body(nonce)
+    response = HttpResponse(body, content_type="application/json")
+    if signature:
+        response[promotion.SIGNATURE_HEADER] = signature
+    return response
 
 
 @never_cache

@@ -114,3 +114,30 @@ def check_deployment(app_configs=None, **kwargs) -> list:
     if shutil.which("git") is None:
         problems.append(Error("git is not installed: releases cannot be fetched", id="updater.E006"))
     return problems
+
+
+@register(Tags.compatibility)
+def check_promotion(app_configs=None, **kwargs) -> list:
+    """A predecessor's soak may be short for critical updates, never none; an http predecessor with no
+    signing key would be believed on the word of anyone on the path."""
+    if not settings.UPDATER_PROMOTION_SOURCE:
+        return []
+    problems = []
+    for name in ("UPDATER_SOAK_HOURS_CRITICAL", "UPDATER_SOAK_HOURS_IMPORTANT", "UPDATER_SOAK_HOURS_ROUTINE"):
+        if getattr(settings, name) <= 0:
+            problems.append(
+                Error(
+                    f"{name} is {getattr(settings, name)}; a soak time may be short, never none",
+                    id="updater.E008",
+                )
+            )
+    if settings.UPDATER_PROMOTION_SOURCE.startswith("http://") and not settings.UPDATER_PROMOTION_SOURCE_KEY:
+        problems.append(
+            Warning(
+                "UPDATER_PROMOTION_SOURCE is plain http and UPDATER_PROMOTION_SOURCE_KEY is empty: the "
+                "predecessor's answers cannot be told from forged ones",
+                hint="set the same key as the predecessor's PROMOTION_SIGNING_KEY, or use https",
+                id="updater.W002",
+            )
+        )
+    return problems

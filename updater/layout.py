@@ -72,6 +72,11 @@ class StateDir:
         return self.path / "offsite.json"
 
     @property
+    def promotion_state(self) -> Path:
+        """What the predecessor environment attested when last asked (updater/plan/promotion.py)."""
+        return self.path / "promotion.json"
+
+    @property
     def monitoring_state(self) -> Path:
         return self.path / "monitoring-state.json"
 

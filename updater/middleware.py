@@ -6,7 +6,13 @@ from django.template.loader import render_to_string
 
 from updater.run import maintenance
 
-EXEMPT_PATHS = ("/monitoring/health/", "/monitoring/ready/", "/monitoring/status/", "/monitoring/metrics")
+EXEMPT_PATHS = (
+    "/monitoring/health/",
+    "/monitoring/ready/",
+    "/monitoring/status/",
+    "/monitoring/metrics",
+    "/monitoring/releases/",  # a successor asking whether it may take a release
+)
 
 
 class MaintenanceModeMiddleware:

@@ -41,6 +41,8 @@ def build(run: journal.Journal) -> dict:
         "finished_at": data.get("finished_at"),
         "duration_seconds": round((finished - started).total_seconds(), 1) if finished else None,
         "update_class": facts.get("update_class"),
+        "promotion": facts.get("promotion"),
+        "promotion_skipped": facts.get("promotion_skipped"),
         "fleet_run": facts.get("fleet_run"),
         "changelog": changes,
         "steps": [
@@ -96,6 +98,10 @@ def render(report: dict, fmt: str = "text") -> str:
         lines.append(f"{item}cause: {report['cause']}")
     if report["update_class"]:
         lines.append(f"{item}update class: {report['update_class']}")
+    if report.get("promotion_skipped"):
+        lines.append(f"{item}promotion gate SKIPPED by {report['actor']}: {report['promotion_skipped']}")
+    elif report.get("promotion"):
+        lines.append(f"{item}promotion: {report['promotion']['reason']}")
     if report["backup"]:
         lines.append(f"{item}backup: {report['backup']}")
     if report["database_restored_from"]:

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from updater.layout import DeploymentRoot
-from updater.plan import planning, policy
+from updater.plan import planning, policy, promotion
 from updater.release import git_repo, marks
 from updater.run.files import write_atomically
 
 UPDATE, NOTHING, WAIT, HELD, BACKOFF = "update", "nothing", "wait", "held", "backoff"
+REFUSED = "refused"  # the predecessor environment could not be asked: said loudly (exit 2)
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,26 @@ def decide(root: DeploymentRoot, at: datetime | None = None) -> Decision:
     all_tags = git_repo.tags(root.repo)
     newer = all_tags[all_tags.index(current) + 1 :] if current in all_tags else []
     held: list[tuple[str, str]] = []
+    attested: dict | None = None
+    waiting: Decision | None = None  # the newest tag the predecessor has not vouched for yet
     for tag in reversed(newer):
         plan = planning.plan(root, tag, at=at)
         if plan.breaking:
             subjects = "; ".join(commit.subject for commit in plan.breaking[:3])
             held.append((tag, f"BREAKING changes need a human: {subjects}"))
             continue
+        if promotion.configured():
+            try:
+                attested = attested if attested is not None else promotion.ask()
+                verdict = promotion.gate(tag, plan.update_class, attested)
+            except promotion.PromotionError as error:
+                return Decision(REFUSED, tag, plan, f"{error}; nothing was updated", held)
+            if not verdict.allowed:  # an older tag the predecessor has soaked may still be taken
+                waiting = waiting or Decision(WAIT, tag, plan, verdict.reason, held)
+                continue
         return _judge(root, plan, held, at)
+    if waiting is not None:
+        return waiting
     if held:
         return Decision(HELD, reason="every newer release has BREAKING changes", held=held)
     return Decision(NOTHING)

@@ -54,6 +54,7 @@ class Plan:
     estimated_duration_seconds: float
     newer_tags: list[str] = field(default_factory=list)
     estimate_source: str = ""  # "rehearsed 2026-11-27 on a copy of 1.2 GB", or how else it was guessed
+    promotion: dict | None = None  # the predecessor environment's verdict (updater/plan/promotion.py)
     schedule: migration_kinds.Schedule = field(default_factory=lambda: migration_kinds.Schedule("none"))
 
     @property

@@ -22,6 +22,7 @@ A failure before verify undoes the started steps in reverse and marks the releas
 anywhere is completed or undone by `rollback --recover` from the same steps (updater/run/recovery.py).
 """
 
+import dataclasses
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from updater.backup import steps as backup_steps
 from updater.errors import UpdateFailed, UpdateRefused
 from updater.layout import DeploymentRoot
 from updater.notify import outcome
-from updater.plan import migration_kinds, migrations, planning, policy, rehearsal, schema
+from updater.plan import migration_kinds, migrations, planning, policy, promotion, rehearsal, schema
 from updater.release import git_repo, marks, releases, reload
 from updater.release.switching import switch_step, verify_step
 from updater.run import executor, faults, journal, locks, maintenance
@@ -64,6 +65,7 @@ class Options:
     allow_breaking: bool = False
     ignore_window: bool = False
     actor: str | None = None  # who asked: a login, or "auto_update"
+    skip_promotion: str | None = None  # why the predecessor's word is not needed (journaled, reported)
 
 
 def update(root: DeploymentRoot, tag: str, options: Options | None = None) -> UpdateResult:
@@ -116,6 +118,10 @@ def start_run(
         target=root.release(tag),
         with_backup=not options.skip_backup,
     )
+    if release_plan.promotion is not None:
+        run.record(promotion=release_plan.promotion)
+    if options.skip_promotion is not None:
+        run.record(promotion_skipped=options.skip_promotion)
     return run
 
 
@@ -150,6 +156,7 @@ def preflight(root: DeploymentRoot, tag: str, old_version: str | None, options: 
     except (git_repo.GitError, policy.PolicyError) as error:
         raise UpdateRefused(f"the update could not be planned: {error}") from error
     _check_policy(release_plan, options)
+    release_plan = _check_promotion(release_plan, options)
     if release_plan.migrations and settings.UPDATER_REHEARSE:
         try:
             rehearsal.check_possible()
@@ -363,6 +370,23 @@ def _check_policy(release_plan: planning.Plan, options: Options) -> None:
         raise UpdateRefused(
             f"{release_plan.target} {policy.window_closed(window)}; pass --ignore-window to update now"
         )
+
+
+def _check_promotion(release_plan: planning.Plan, options: Options) -> planning.Plan:
+    """With a predecessor environment, only a tag it attests (succeeded, smoke passed, soaked); the
+    plan carries the verdict into the journal and the report."""
+    if not promotion.configured() or options.skip_promotion is not None:
+        return release_plan
+    try:
+        verdict = promotion.gate(release_plan.target, release_plan.update_class)
+    except promotion.PromotionError as error:
+        raise UpdateRefused(
+            f"{error}; whether {release_plan.target} may be promoted is unknown "
+            "(pass --skip-promotion --reason TEXT to take it anyway)"
+        ) from error
+    if not verdict.allowed:
+        raise UpdateRefused(verdict.reason)
+    return dataclasses.replace(release_plan, promotion=verdict.as_dict())
 
 
 def _commit_summary(commit) -> dict:

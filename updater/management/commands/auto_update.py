@@ -42,6 +42,8 @@ class Command(UpdaterCommand, BaseCommand):
                 self.stdout.write(f"Held {tag}: {why}")
             return
         self._report_news(root, decision)
+        if decision.action == auto.REFUSED:
+            raise CommandError(f"auto_update refused: {decision.reason}", returncode=2)
         if decision.action != auto.UPDATE:
             if options["verbosity"] >= 2:
                 self.stdout.write(f"Nothing applied ({decision.action}): {decision.reason or 'up to date'}")

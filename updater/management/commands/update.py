@@ -24,6 +24,12 @@ class Command(UpdaterCommand, OwnVersionOption, BaseCommand):
             "--ignore-window", action="store_true", help="update outside the update class's window"
         )
         parser.add_argument("--no-input", action="store_true", help="never ask (for cron and scripts)")
+        parser.add_argument(
+            "--skip-promotion",
+            action="store_true",
+            help="take the tag without the predecessor environment's word (needs --reason)",
+        )
+        parser.add_argument("--reason", help="why, for --skip-promotion: journaled and reported")
         fleets = parser.add_argument_group("one server's part in a fleet update (deploy/ansible/update.yml)")
         fleets.add_argument("--fleet-run", metavar="ID", help="the fleet run this stage belongs to")
         fleets.add_argument(
@@ -43,6 +49,7 @@ class Command(UpdaterCommand, OwnVersionOption, BaseCommand):
         if not options["tag"] and options["stage"] != fleet.UNDO:
             self.stderr.write("--version TAG is required (only --stage undo goes without).")
             raise SystemExit(2)
+        reason = _skip_reason(options, self.stderr)
         with outcome_as_exit_code("Update"), self.steps_shown(options["verbosity"]):
             root = layout.find_root()
             chosen = updates.Options(
@@ -50,6 +57,7 @@ class Command(UpdaterCommand, OwnVersionOption, BaseCommand):
                 dry_run=options["dry_run"],
                 allow_breaking=options["allow_breaking"],
                 ignore_window=options["ignore_window"],
+                skip_promotion=reason,
             )
             if options["stage"]:
                 staged = fleet.run_stage(
@@ -80,3 +88,17 @@ class Command(UpdaterCommand, OwnVersionOption, BaseCommand):
         if schedule.get("mode") == "online":
             self.stdout.write("Migrated online: the site stayed up (no maintenance mode).")
         self.stdout.write(f"Journal: {result.journal.path}")
+
+
+def _skip_reason(options: dict, stderr) -> str | None:
+    """--skip-promotion needs a reason a reader of the report can judge: one line of text."""
+    reason = (options["reason"] or "").strip()
+    if not options["skip_promotion"]:
+        if reason:
+            stderr.write("--reason goes with --skip-promotion.")
+            raise SystemExit(2)
+        return None
+    if not reason or len(reason) > 500 or any(ord(char) < 32 for char in reason):
+        stderr.write("--skip-promotion needs --reason TEXT: one line (at most 500 characters) saying why.")
+        raise SystemExit(2)
+    return reason

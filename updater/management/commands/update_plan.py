@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from updater import layout
 from updater.command_options import OwnVersionOption
 from updater.errors import UpdateBusy
-from updater.plan import planning, policy, rehearsal
+from updater.plan import planning, policy, promotion, rehearsal
 from updater.release import git_repo, releases
 from updater.run import locks
 from updater.system import apt, system_update
@@ -51,10 +51,11 @@ class Command(OwnVersionOption, BaseCommand):
             raise CommandError(str(error), returncode=2) from error
         except (git_repo.GitError, policy.PolicyError) as error:
             raise CommandError(str(error)) from error
+        journeys = promotion.journeys(plan.current, plan.target, plan.update_class)
         if options["format"] == "json":
-            self.stdout.write(json.dumps(plan.as_dict(), indent=2))
+            self.stdout.write(json.dumps(plan.as_dict() | {"environments": journeys}, indent=2))
         else:
-            self.stdout.write(render_text(plan))
+            self.stdout.write(render_text(plan) + render_journeys(journeys, plan))
 
     def _rehearse(self, root: layout.DeploymentRoot, plan: planning.Plan) -> None:
         """Under the update lock (an update may be preparing the same release): nothing live changes."""
@@ -128,4 +129,18 @@ def render_text(plan: planning.Plan) -> str:
         f"Estimated downtime: {plan.estimated_downtime_seconds:.0f} s ({plan.estimate_source}); "
         f"whole run: about {plan.estimated_duration_seconds / 60:.1f} min"
     )
+    return "\n".join(lines)
+
+
+def render_journeys(journeys: dict, plan: planning.Plan) -> str:
+    """Where the current and the target release have run (DEV -> TEST -> STAGING -> PROD)."""
+    lines = ["", "Environments:"]
+    for version, stays in journeys["releases"].items():
+        role = "current" if version == plan.current else "target"
+        lines.append(f"  {version} ({role}): " + "; ".join(promotion.describe(stay) for stay in stays))
+    if journeys.get("predecessor_error"):
+        lines.append(f"  the predecessor could not be asked: {journeys['predecessor_error']}")
+    verdict = journeys.get("verdict")
+    if verdict:
+        lines.append(f"Promotion: {'allowed' if verdict['allowed'] else 'REFUSED'}: {verdict['reason']}")
     return "\n".join(lines)
