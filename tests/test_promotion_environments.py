@@ -107,8 +107,9 @@ def test_a_release_goes_test_then_staging_then_prod_only_after_soaking_on_each(
         report = manage(roots["prod"], "update_report", "--last").stdout
         assert "promotion: v2.0.0 has run healthy on staging for 25 h (required 24 h)" in report
 
-        # A release that failed on staging never reaches prod.
-        failed = manage(roots["staging"], "update", "--version", "v3.0.0")
+        # A release that failed on staging (taken there past the gate) never reaches prod.
+        forced = ("--skip-promotion", "--reason", "trying a fix test never ran")
+        failed = manage(roots["staging"], "update", "--version", "v3.0.0", *forced)
         assert failed.returncode == 1, failed.stderr
         refused = manage(roots["prod"], "update", "--version", "v3.0.0")
         assert refused.returncode == 2
