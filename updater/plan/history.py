@@ -35,7 +35,7 @@ def of(directory: Path) -> dict[str, Stay]:
         data = run.data
         if data.get("status") not in journal.FINISHED or data["facts"].get("dry_run"):
             continue
-        finished, target, cause = data["finished_at"], data.get("to_version"), (data.get("cause") or "")[:300]
+        finished, target, cause = data["finished_at"], data.get("to_version"), _short(data.get("cause"))
         if data["command"] == "update" and target:
             if data["status"] == SUCCEEDED:
                 smoke = bool(data["facts"].get("verified") or data["facts"].get("smoke_checks"))
@@ -59,6 +59,14 @@ def of(directory: Path) -> dict[str, Stay]:
                 stays[target].since, stays[target].until = finished, None  # it serves again from now
             serving = target
     return stays
+
+
+def _short(cause: str | None) -> str:
+    """A cause in one line: its first line and, for a traceback, the exception at its end."""
+    lines = [line.strip() for line in (cause or "").splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return (lines or [""])[0][:300]
+    return f"{lines[0][:150]} … {lines[-1][:150]}"
 
 
 def _replace(stays: dict[str, Stay], serving: str | None, at: str) -> None:
