@@ -265,6 +265,8 @@ UPDATER_PROMOTION_TIMEOUT = config("UPDATER_PROMOTION_TIMEOUT", default=10.0, ca
 UPDATER_SOAK_HOURS_CRITICAL = config("UPDATER_SOAK_HOURS_CRITICAL", default=1.0, cast=float)
 UPDATER_SOAK_HOURS_IMPORTANT = config("UPDATER_SOAK_HOURS_IMPORTANT", default=24.0, cast=float)
 UPDATER_SOAK_HOURS_ROUTINE = config("UPDATER_SOAK_HOURS_ROUTINE", default=48.0, cast=float)
+# refresh_from_backup --anonymize: agents' accounts are kept (they log in as before) or anonymized too.
+REFRESH_AGENTS = config("REFRESH_AGENTS", default="keep")
 # What this environment attests to its successor: the token it must send and the key answers are signed with.
 PROMOTION_TOKEN = config("PROMOTION_TOKEN", default="")
 PROMOTION_SIGNING_KEY = config("PROMOTION_SIGNING_KEY", default="")

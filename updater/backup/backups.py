@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
@@ -184,6 +185,7 @@ def _create_locked(
         media_files=taken.files if taken else 0,
         media_bytes=taken.bytes if taken else 0,
         media_seconds=round(time.monotonic() - dumped, 3) if taken else 0.0,
+        environment=settings.ENVIRONMENT,
     )
     manifest.write(target)
     # Read back from disk before anyone relies on it; stored files that were already verified in an
@@ -353,7 +355,7 @@ def restore_backup(
     path = Path(path).resolve()  # `latest` may be repointed while we work; hold on to its target
     # Again, right before use. The content of the stored media files is hashed here unless the caller
     # has just done so (media_verified); it is checked once more as each file is copied back.
-    manifest = verify_backup(path, media_reread=() if media_verified else None)
+    manifest = verify_backup(path, media_reread=() if media_verified else None, dump_only=not media_files)
     engine = engine_for(alias)
     if manifest.vendor != engine.vendor:
         raise BackupError(f"{path.name} is a {manifest.vendor} backup; this database is {engine.vendor}")

@@ -45,6 +45,7 @@ class Manifest:
     media_files: int = 0
     media_bytes: int = 0
     media_seconds: float = 0.0
+    environment: str = ""  # ENVIRONMENT where it was taken: refresh_from_backup wants prod's ("": older sets)
 
     @property
     def has_media(self) -> bool:
