@@ -4,6 +4,7 @@ every text column of every table and of every media file looks for each producti
 e-mail address, username and phone number."""
 
 import json
+import shutil
 from io import StringIO
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from rest_framework.authtoken.models import Token
 from crm import demo_data
 from crm.anonymization import placeholder
 from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment, UserProfile
+from tests.test_backup_sets import manage_py
 from updater.backup import backups
+from updater.run import maintenance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -197,3 +200,53 @@ def test_placeholders_keep_the_size_and_are_recognizable_by_type():
     assert placeholder("text/plain", 7) == b"anonymi"
     assert placeholder("application/pdf", 3) == b"%PD"
     assert placeholder("application/zip", 0) == b""
+
+
+def test_a_refresh_killed_before_anonymizing_is_undone_by_recover_and_no_copy_is_left(production, tmp_path):
+    """Killed (a power loss) with production's rows restored and not yet anonymized: maintenance mode
+    stays on, and `rollback --recover` puts staging's own database back."""
+    marker = Ticket.objects.create(
+        title="staging's own ticket",
+        description="-",
+        created_by_id=Ticket.objects.first().created_by_id,
+        organization=Organization.objects.first(),
+    )
+    killed = manage_py(
+        tmp_path,
+        "refresh_from_backup",
+        str(production.path),
+        "--anonymize",
+        failpoints="anonymize:before=kill",
+    )
+    assert killed.returncode == -9
+    assert maintenance.is_on()
+    assert not Ticket.objects.filter(pk=marker.pk).exists()  # production's rows, behind maintenance
+    recovered = manage_py(tmp_path, "rollback", "--recover")
+    assert recovered.returncode == 0, recovered.stderr
+    assert Ticket.objects.filter(pk=marker.pk, title="staging's own ticket").exists()
+    assert not maintenance.is_on()
+
+
+@pytest.mark.skipif(
+    shutil.which("restic") is None, reason="restic is installed by scripts/bootstrap.sh --test"
+)
+def test_a_set_from_the_offsite_repository_refreshes_staging_with_no_local_backup_left(
+    production, settings, tmp_path
+):
+    password = tmp_path / "restic-password"
+    password.write_text("correct horse battery staple\n")
+    password.chmod(0o600)
+    settings.BACKUP_OFFSITE_REPOSITORY, settings.BACKUP_OFFSITE_PASSWORD_FILE = (
+        str(tmp_path / "repo"),
+        str(password),
+    )
+    settings.ENVIRONMENT = "prod"
+    call_command("backup_database", stdout=StringIO())  # verified, then shipped
+    settings.ENVIRONMENT = "staging"
+    shutil.rmtree(backups.default_directory())
+
+    output = refresh("--from-offsite", "latest", "--anonymize")
+
+    assert "Refreshed staging from " in output and "(prod, " in output
+    assert CUSTOMER_EMAIL not in every_text_value()
+    assert Ticket.objects.filter(title__startswith="Ticket ").count() == Ticket.objects.count()

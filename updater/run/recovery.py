@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from updater import layout
-from updater.backup import restore, safe_migrate
+from updater.backup import refresh, restore, safe_migrate
 from updater.release import rollback, update
 from updater.run import executor, journal, locks, steps
 from updater.run.journal import Journal
@@ -42,6 +42,7 @@ def _procedures() -> dict[str, Callable[[Journal], Procedure]]:
         rollback.COMMAND: in_deployment(rollback.steps),
         safe_migrate.COMMAND: safe_migrate.steps,
         restore.COMMAND: restore.steps,
+        refresh.COMMAND: refresh.steps,
         system_update.COMMAND: system_update.steps,
     }
 
