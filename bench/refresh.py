@@ -40,6 +40,7 @@ def main() -> None:
         prod, staging = _environment(tmp, db.url(), "prod"), _environment(tmp, db.url(), "staging")
         manage = [sys.executable, str(REPO_ROOT / "manage.py")]
         _run([*manage, "migrate", "-v", "0"], staging)
+        _run([*manage, "collectstatic", "--noinput", "-v", "0"], staging)  # the smoke checks load pages
         seeded = _timed(
             lambda: _run([*manage, "seed_demo", "--tickets", str(args.tickets), "--orgs", "200"], staging)
         )
@@ -76,6 +77,7 @@ def _environment(tmp: Path, url: str, environment: str) -> dict[str, str]:
         "BACKUP_DIR": str(tmp / "backups"),
         "MEDIA_ROOT": str(tmp / "media"),
         "UPDATER_STATE_DIR": str(tmp / "state"),
+        "STATIC_ROOT": str(tmp / "static"),  # outside dev, pages need collected static files
         "LOG_LEVEL": "WARNING",
     }
 

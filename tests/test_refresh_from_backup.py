@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -116,6 +117,9 @@ def test_a_production_set_refreshed_into_staging_holds_none_of_its_people(produc
     owners = dict(Ticket.objects.values_list("id", "created_by_id"))
     assert all(text in every_text_value() for text in PERSONAL)  # the scan finds them when they are there
 
+    leftover = Path(settings.MEDIA_ROOT, "attachments", "staging-upload.txt")  # staging's own, from before
+    leftover.write_text(f"uploaded on staging by {CUSTOMER_EMAIL}")
+
     output = refresh(str(production.path), "--anonymize")
 
     database, files = every_text_value().lower(), every_media_file().lower()
@@ -124,6 +128,14 @@ def test_a_production_set_refreshed_into_staging_holds_none_of_its_people(produc
         assert text.lower().encode() not in files, f"{text!r} is still in a media file"
     assert counts() == before  # every row, and every relation, is still there
     assert dict(Ticket.objects.values_list("id", "created_by_id")) == owners
+    on_disk = {
+        p.relative_to(settings.MEDIA_ROOT).as_posix()
+        for p in Path(settings.MEDIA_ROOT).rglob("*")
+        if p.is_file()
+    }
+    assert on_disk == set(
+        TicketAttachment.objects.values_list("file", flat=True)
+    )  # placeholders, nothing else
     for attachment in TicketAttachment.objects.all():
         on_disk = Path(settings.MEDIA_ROOT, attachment.file.name).read_bytes()
         assert len(on_disk) == attachment.size and on_disk.startswith(b"%PDF-")
@@ -132,7 +144,7 @@ def test_a_production_set_refreshed_into_staging_holds_none_of_its_people(produc
         profile__organization__tickets__isnull=False, email__contains="customer-", pk=owners[max(owners)]
     )
     assert customer.username == f"customer-{customer.pk}" and not customer.has_usable_password()
-    assert not Token.objects.exists() and not LogEntry.objects.exists()
+    assert not Token.objects.exists() and not LogEntry.objects.exists() and not Session.objects.exists()
     assert "Refreshed staging from " in output and "customer accounts: " in output
     assert logs_in(AGENT["username"], AGENT_PASSWORD)  # agents are kept
 
