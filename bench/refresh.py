@@ -14,6 +14,7 @@ extra time <= 0.5 x the restore's.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,13 @@ def main() -> None:
         print()
         print(f"  extra time vs the plain restore:       {(refresh - full) / full:+.2f} x (target <= 0.5)")
         print(f"  extra time vs the database-only one:   {(refresh - database) / database:+.2f} x")
+        run = json.loads(
+            sorted((tmp / "state" / "updates").glob("*-refresh_from_backup.json"))[-1].read_text()
+        )
+        print(
+            "\n  refresh steps: "
+            + ", ".join(f"{step['name']} {step['seconds']:.1f} s" for step in run["steps"])
+        )
 
 
 def _environment(tmp: Path, url: str, environment: str) -> dict[str, str]:

@@ -4,6 +4,8 @@ pytest-django's live server over HTTP on the loopback, attesting what its journa
 believed. Journals are written by the real Journal class and dated back to stand for time passing."""
 
 import json
+import ssl
+import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -294,3 +296,42 @@ def test_skip_promotion_needs_a_one_line_reason(capsys):
             call_command("update", "--version", TAG, *args)
         assert exit_code.value.code == 2
     assert "--skip-promotion needs --reason TEXT" in capsys.readouterr().err
+
+
+def test_an_https_predecessor_is_trusted_only_with_its_pinned_certificate(settings, tmp_path):
+    key, certificate = tmp_path / "staging.key", tmp_path / "staging.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=staging",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    forger = Forger(lambda nonce: (_soaked(nonce), promotion.signature(_soaked(nonce), KEY)))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    forger.server.socket = context.wrap_socket(forger.server.socket, server_side=True)
+    settings.UPDATER_PROMOTION_SOURCE = forger.url.replace("http://", "https://")
+    settings.UPDATER_PROMOTION_SOURCE_TOKEN, settings.UPDATER_PROMOTION_SOURCE_KEY = TOKEN, KEY
+    try:
+        with pytest.raises(promotion.PromotionError, match="could not be reached: SSLError"):
+            verdict()  # a certificate nobody vouches for: not the predecessor as far as we know
+        settings.UPDATER_PROMOTION_SOURCE_CA = str(certificate)
+        assert verdict().allowed
+    finally:
+        forger.close()

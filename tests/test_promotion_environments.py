@@ -142,6 +142,11 @@ def test_a_release_goes_test_then_staging_then_prod_only_after_soaking_on_each(
         assert (
             "could not be reached" in unreachable.stderr and "--skip-promotion --reason" in unreachable.stderr
         )
+        auto = manage(roots["staging"], "auto_update", "--no-fetch")
+        assert auto.returncode == 2
+        assert (
+            "auto_update refused: the predecessor at " in auto.stderr and "nothing was updated" in auto.stderr
+        )
         assert (roots["staging"] / "current").resolve().name == "v2.0.0"
     finally:
         for server, _ in servers.values():
