@@ -262,3 +262,50 @@ def test_a_set_from_the_offsite_repository_refreshes_staging_with_no_local_backu
     assert "Refreshed staging from " in output and "(prod, " in output
     assert CUSTOMER_EMAIL not in every_text_value()
     assert Ticket.objects.filter(title__startswith="Ticket ").count() == Ticket.objects.count()
+
+
+@pytest.mark.slow
+def test_a_100k_ticket_production_copy_keeps_no_person_and_every_relation(state_dir, settings):
+    """The issue's scale: seed_demo's 100,000 tickets (with their comments and audit log) and their
+    customers, organizations and agents; every customer's and organization's name, username and
+    e-mail address is looked for in every text column of every table and in every media file."""
+    demo_data.seed(tickets=100_000, orgs=20)
+    users = get_user_model().objects
+    kept_agents = set(users.filter(profile__role__in=["agent", "admin"]).values_list("username", flat=True))
+    customers = users.exclude(username__in=kept_agents)
+    personal = {
+        value
+        for row in customers.values_list("username", "email", "first_name", "last_name")
+        for value in row
+    }
+    personal |= {value for row in Organization.objects.values_list("name", "email") for value in row}
+    personal -= {""} | {
+        value
+        for row in users.filter(username__in=kept_agents).values_list("first_name", "last_name")
+        for value in row
+    }
+    assert len(personal) > 100
+    relations = {
+        "tickets": sorted(
+            Ticket.objects.values_list("id", "created_by_id", "assigned_to_id", "organization_id")
+        ),
+        "comments": sorted(TicketComment.objects.values_list("id", "ticket_id", "author_id", "is_internal")),
+    }
+    before = counts()
+    settings.ENVIRONMENT = "prod"
+    taken = backups.create_backup(reason="nightly")
+    settings.ENVIRONMENT = "staging"
+
+    refresh(str(taken.path), "--anonymize")
+
+    database = every_text_value()
+    leaked = sorted(value for value in personal if value in database)
+    assert leaked == []
+    assert counts() == before
+    assert relations["tickets"] == sorted(
+        Ticket.objects.values_list("id", "created_by_id", "assigned_to_id", "organization_id")
+    )
+    assert relations["comments"] == sorted(
+        TicketComment.objects.values_list("id", "ticket_id", "author_id", "is_internal")
+    )
+    assert set(users.filter(username__in=kept_agents).values_list("username", flat=True)) == kept_agents
