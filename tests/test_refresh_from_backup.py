@@ -146,6 +146,12 @@ def test_a_production_set_refreshed_into_staging_holds_none_of_its_people(produc
     assert customer.username == f"customer-{customer.pk}" and not customer.has_usable_password()
     assert not Token.objects.exists() and not LogEntry.objects.exists() and not Session.objects.exists()
     assert "Refreshed staging from " in output and "customer accounts: " in output
+    run = json.loads(
+        sorted(Path(settings.UPDATER_STATE_DIR, "updates").glob("*-refresh_from_backup.json"))[-1].read_text()
+    )
+    assert run["status"] == "succeeded" and any(
+        "ticket list" in line for line in run["facts"]["smoke_checks"]
+    )
     assert logs_in(AGENT["username"], AGENT_PASSWORD)  # agents are kept
 
 
