@@ -19,6 +19,7 @@ import requests
 
 from tests.support.deployments import REPO_ROOT, clone_project
 from tests.support.processes import free_port, start_gunicorn, wait_until_serving
+from tests.support.tls import self_signed_certificate
 
 pytestmark = pytest.mark.slow
 
@@ -91,31 +92,7 @@ def deployment(tmp_path_factory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def _site(example: str, root: Path, ports: dict[int, int], cert: Path, key: Path, **more: str) -> str:

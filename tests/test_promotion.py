@@ -5,7 +5,6 @@ believed. Journals are written by the real Journal class and dated back to stand
 
 import json
 import ssl
-import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +16,7 @@ from django.core.management import call_command
 from helpdesk.version import app_version
 from monitoring import state, status, system_check
 from tests.support.processes import free_port
+from tests.support.tls import self_signed_certificate
 from updater import layout
 from updater.checks import check_promotion
 from updater.errors import UpdateRefused
@@ -299,29 +299,7 @@ def test_skip_promotion_needs_a_one_line_reason(capsys):
 
 
 def test_an_https_predecessor_is_trusted_only_with_its_pinned_certificate(settings, tmp_path):
-    key, certificate = tmp_path / "staging.key", tmp_path / "staging.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=staging",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(certificate),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    certificate, key = self_signed_certificate(tmp_path)
     forger = Forger(lambda nonce: (_soaked(nonce), promotion.signature(_soaked(nonce), KEY)))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)
