@@ -24,7 +24,15 @@ from django.db import connection, transaction
 from django.db.models import Case, CharField, Q, Value, When
 from django.db.models.functions import Cast, Concat
 
-from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment, UserProfile
+from crm.models import (
+    ActivityLog,
+    Organization,
+    OutboundMail,
+    Ticket,
+    TicketAttachment,
+    TicketComment,
+    UserProfile,
+)
 
 NO_PASSWORD = UNUSABLE_PASSWORD_PREFIX + "anonymized"  # what set_unusable_password() stores, no random part
 FAKE_DOMAIN = "example.invalid"  # RFC 2606: never delivered anywhere
@@ -138,14 +146,14 @@ def _rename_attachments() -> int:
 
 def _drop_people_traces() -> int:
     """API tokens, the admin's history (it names the objects it changed), login attempts (usernames
-    and addresses): none of it belongs to a copy."""
+    and addresses), the mail outbox (addresses and text): none of it belongs to a copy."""
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
     from django.contrib.admin.models import LogEntry
     from rest_framework.authtoken.models import Token
 
     return sum(
         model.objects.all().delete()[0]
-        for model in (Token, LogEntry, AccessAttempt, AccessLog, AccessFailureLog)
+        for model in (Token, LogEntry, AccessAttempt, AccessLog, AccessFailureLog, OutboundMail)
     )
 
 

@@ -7,7 +7,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from crm import access, tickets
-from crm.models import Organization, Ticket
+from crm.models import Organization, Ticket, UserProfile
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -100,3 +100,18 @@ class AttachmentForm(forms.Form):
         self.fields["file"].help_text = _("Up to %(limit)s.") % {
             "limit": filesizeformat(settings.ATTACHMENT_MAX_BYTES)
         }
+
+
+class ProfileForm(forms.ModelForm):
+    """What a person decides about the mail they get (customers may also watch their organization)."""
+
+    class Meta:
+        model = UserProfile
+        fields = ["language", "email_notifications", "watches_organization"]
+        labels = {"language": _("Language of my e-mail")}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = [("", _("the helpdesk's default")), *settings.LANGUAGES]
+        if self.instance.role != UserProfile.Role.CUSTOMER:
+            del self.fields["watches_organization"]  # agents hear about tickets as agents

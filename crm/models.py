@@ -39,6 +39,14 @@ class UserProfile(models.Model):
         Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="members"
     )
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.CUSTOMER)
+    # Mail about tickets (crm/notifications.py). db_default: the release before keeps inserting profiles.
+    language = models.CharField(
+        _("language"), max_length=10, blank=True, db_default="", default="", choices=settings.LANGUAGES
+    )
+    email_notifications = models.BooleanField(_("e-mail about my tickets"), db_default=True, default=True)
+    watches_organization = models.BooleanField(
+        _("e-mail about every ticket of my organization"), db_default=False, default=False
+    )
 
     class Meta:
         verbose_name = _("user profile")
@@ -223,3 +231,34 @@ class ActivityLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} #{self.ticket_id}"
+
+
+class OutboundMail(models.Model):
+    """The outbox: a notification written in the same transaction as the change it tells about, sent
+    after commit by `send_notifications` (crm/outbox.py) with retries; a ticket write never waits for
+    (or fails with) a mail server."""
+
+    recipient = models.EmailField(max_length=254)
+    subject = models.CharField(max_length=255)
+    body = models.TextField()
+    headers = models.JSONField(default=dict, blank=True)
+    ticket = models.ForeignKey(Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    event = models.CharField(max_length=30)
+    created_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    dead_at = models.DateTimeField(null=True, blank=True)  # given up after the last attempt
+    last_error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("outgoing mail")
+        verbose_name_plural = _("outgoing mail")
+        indexes = [
+            # What is due: unsent, not given up, its next attempt reached (also the oldest's age).
+            models.Index(fields=["sent_at", "dead_at", "next_attempt_at"], name="crm_outbox_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.recipient}"

@@ -17,7 +17,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import access
+from crm import access, notifications
 from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment, display_name
 from crm.retries import retrying
 
@@ -80,6 +80,7 @@ def _create_ticket(**fields) -> Ticket:
         "created",
         {"title": [None, ticket.title], "priority": [None, ticket.priority]},
     )
+    notifications.ticket_created(ticket, fields["created_by"])  # the outbox, in this transaction
     return ticket
 
 
@@ -112,6 +113,7 @@ def _apply_changes(pk: int, actor, changes: dict[str, Any]) -> dict[str, list]:
     current.save()
     audit = {field: [_audit_value(old), _audit_value(new)] for field, (old, new) in diff.items()}
     _log(current, actor, "updated", audit)
+    notifications.ticket_changed(current, actor, audit)
     return audit
 
 
@@ -132,6 +134,7 @@ def _insert_comment(ticket: Ticket, author, body: str, is_internal: bool) -> Tic
     # deadlocked two comments: each held a shared lock and waited for the other's to go.
     comment = TicketComment.objects.create(ticket=ticket, author=author, body=body, is_internal=is_internal)
     _log(ticket, author, "commented", {"internal": is_internal})
+    notifications.comment_added(ticket, author, comment)
     return comment
 
 

@@ -12,8 +12,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm import access, ticket_filters, tickets
-from crm.forms import AttachmentForm, CommentForm, TicketCreateForm, TicketEditForm
-from crm.models import Organization, Ticket
+from crm.forms import AttachmentForm, CommentForm, ProfileForm, TicketCreateForm, TicketEditForm
+from crm.models import Organization, Ticket, UserProfile
 
 PER_PAGE_CHOICES = (10, 25, 50, 100)
 UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart headers and the CSRF field around the file
@@ -217,3 +217,21 @@ def _query_without(request: HttpRequest, key: str) -> str:
 def _add_errors(form, error: ValidationError) -> None:
     for field, messages_ in error.message_dict.items():
         form.add_error(field if field in form.fields else None, messages_)
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    """A person's mail settings: language, opt-out, watching their organization's tickets."""
+    profile = getattr(request.user, "profile", None)
+    if profile is None:  # superusers made with createsuperuser have none until they ask
+        profile = UserProfile.objects.create(
+            user=request.user, role=access.role_of(request.user) or "customer"
+        )
+    form = ProfileForm(request.POST or None, instance=profile)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Your settings were saved."))
+        return redirect("profile")
+    return render(
+        request, "crm/profile.html", {"form": form}, status=_form_status(request) if form.errors else 200
+    )

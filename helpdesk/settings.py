@@ -393,6 +393,19 @@ EMAIL_TIMEOUT = config("EMAIL_TIMEOUT", default=10, cast=int)
 DEFAULT_FROM_EMAIL = config("DEFAULT_FROM_EMAIL", default="helpdesk@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# Mail about tickets (crm/notifications.py, crm/outbox.py).
+SITE_URL = config("SITE_URL", default="http://localhost:8000")  # links in mails point here
+# Replies go to <local>+<signed token>@<domain> of this address (default: DEFAULT_FROM_EMAIL).
+HELPDESK_REPLY_ADDRESS = config("HELPDESK_REPLY_ADDRESS", default="")
+REPLY_TOKEN_MAX_AGE_DAYS = config("REPLY_TOKEN_MAX_AGE_DAYS", default=90, cast=int)
+# send_notifications: tries per mail before it is a dead letter; the wait doubles from a minute to an hour.
+NOTIFY_OUTBOX_MAX_ATTEMPTS = config("NOTIFY_OUTBOX_MAX_ATTEMPTS", default=10, cast=int)
+NOTIFY_OUTBOX_BATCH = config("NOTIFY_OUTBOX_BATCH", default=500, cast=int)
+# A short-lived thread sends right after a ticket write (dev has no timer running send_notifications).
+NOTIFY_OUTBOX_THREAD = config("NOTIFY_OUTBOX_THREAD", default=IS_DEV, cast=bool)
+OUTBOX_WARN_MINUTES = config("OUTBOX_WARN_MINUTES", default=15, cast=float)
+OUTBOX_CRIT_MINUTES = config("OUTBOX_CRIT_MINUTES", default=60, cast=float)
+
 # Logging: human-readable on the console; in prod also one JSON object a line in a rotating file,
 # so that check_system can count errors by level and time without guessing at a format.
 LOG_LEVEL = config("LOG_LEVEL", default="DEBUG" if DEBUG else "INFO")

@@ -21,6 +21,7 @@ import psutil
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from crm import outbox as crm_outbox
 from monitoring import state
 from updater import layout
 from updater.backup import offsite, rotation  # the updater owns the backup format
@@ -160,6 +161,39 @@ def offsite_backups() -> list[Check]:
     return [check]
 
 
+def outbox() -> Check:
+    """The oldest unsent notification's age; dead letters (mails given up) warn whatever the age."""
+
+    def measure() -> dict | None:
+        try:
+            return {
+                "oldest_minutes": crm_outbox.oldest_age_seconds() / 60,
+                "pending": crm_outbox.pending().count(),
+                "dead": crm_outbox.dead().count(),
+            }
+        except DatabaseError:
+            return None
+
+    found = cached("outbox", measure)
+    warn, fail = settings.OUTBOX_WARN_MINUTES, settings.OUTBOX_CRIT_MINUTES
+    if found is None:
+        return Check("mail outbox", FAIL, None, "minutes", warn, fail, "the database could not be asked")
+    check = graded(
+        "mail outbox", found["oldest_minutes"], "minutes", warn, fail, f"{found['pending']} waiting"
+    )
+    if found["dead"]:
+        status = check.status if check.status == FAIL else WARN
+        detail = f"{found['dead']} mails given up (dead letters); {found['pending']} waiting"
+        check = Check(check.name, status, check.observed, check.unit, warn, fail, detail)
+    return check
+
+
+def outbox_counts() -> dict | None:
+    """What the outbox check measured last (for the metrics): pending and dead letters."""
+    hit = _cache.get("outbox")
+    return hit[1] if hit else None
+
+
 def disks() -> list[Check]:
     result = []
     for mount in settings.MONITORED_DISKS:
@@ -223,6 +257,7 @@ def all_checks(saved: dict | None = None) -> list[Check]:
         migrations(),
         backup_age(),
         *offsite_backups(),
+        outbox(),
         *disks(),
         memory(),
         load(),

@@ -18,6 +18,7 @@ NAMES = {
     "migrations": pgettext_lazy("monitoring check", "migrations"),
     "backup": pgettext_lazy("monitoring check", "backup"),
     "offsite backup": pgettext_lazy("monitoring check", "off-site backup"),
+    "mail outbox": pgettext_lazy("monitoring check", "mail outbox"),
     "memory": pgettext_lazy("monitoring check", "memory"),
     "load": pgettext_lazy("monitoring check", "load"),
     "services": pgettext_lazy("monitoring check", "services"),
@@ -26,6 +27,7 @@ UNITS = {
     "ms": "ms",
     "percent": "%",
     "hours": pgettext_lazy("unit", "h"),
+    "minutes": pgettext_lazy("unit", "min"),
     "load per core (5 min)": gettext_lazy("per core (5 min)"),
 }
 COUNTS = {  # unit -> its word for n of them

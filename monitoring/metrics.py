@@ -44,6 +44,7 @@ class HelpdeskCollector:
                 "Age of the newest off-site copy",
                 3600,
             ),
+            ("mail outbox", "helpdesk_outbox_oldest_age_seconds", "Age of the oldest unsent mail", 60),
             ("memory", "helpdesk_memory_used_ratio", "Used share of memory", 1 / 100),
             ("load", "helpdesk_load_per_core", "5-minute load average per core", 1),
         ]
@@ -60,6 +61,12 @@ class HelpdeskCollector:
                 "helpdesk_offsite_backup_failures",
                 "Failed attempts in a row to send a backup off-site",
                 offsite.state().get("failures", 0),
+            )
+        counted = checks.outbox_counts()
+        if counted:
+            yield _gauge("helpdesk_outbox_pending", "Mails waiting in the outbox", counted["pending"])
+            yield _gauge(
+                "helpdesk_outbox_dead_letters", "Mails given up after the last attempt", counted["dead"]
             )
         # _cores, not _count: Prometheus reserves the _count suffix for histograms and summaries.
         yield _gauge("helpdesk_cpu_cores", "CPU cores", os.cpu_count() or 1)

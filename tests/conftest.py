@@ -72,6 +72,12 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def mail_waits_in_the_outbox(settings):
+    """No sending thread after each write: tests drain the outbox themselves (crm/outbox.py)."""
+    settings.NOTIFY_OUTBOX_THREAD = False
+
+
+@pytest.fixture(autouse=True)
 def media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 

@@ -36,7 +36,16 @@ def test_status_keeps_the_handbooks_keys_and_adds_checks_with_units_and_threshol
     assert set(body) >= HANDBOOK_KEYS
     assert {"status", "version", "environment", "maintenance", "last_update", "checks"} <= set(body)
     names = [check["name"] for check in body["checks"]]
-    assert names == ["database", "migrations", "backup", "disk /", "memory", "load", "services"]
+    assert names == [
+        "database",
+        "migrations",
+        "backup",
+        "mail outbox",
+        "disk /",
+        "memory",
+        "load",
+        "services",
+    ]
     disk = next(check for check in body["checks"] if check["name"] == "disk /")
     assert (disk["unit"], disk["warn"], disk["fail"]) == ("percent", 80.0, 90.0)
     assert body["disk_usage"] == disk["observed"]

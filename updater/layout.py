@@ -72,6 +72,11 @@ class StateDir:
         return self.path / "offsite.json"
 
     @property
+    def outbox_lock(self) -> Path:
+        """Held while the mail outbox is being sent (crm/outbox.py): runs never overlap."""
+        return self.path / "outbox.lock"
+
+    @property
     def promotion_state(self) -> Path:
         """What the predecessor environment attested when last asked (updater/plan/promotion.py)."""
         return self.path / "promotion.json"
