@@ -243,3 +243,19 @@ def test_the_profile_page_turns_mail_off_and_picks_the_language(people, client):
     )
     client.force_login(people["agnes"])
     assert "watches_organization" not in client.get("/profile/").content.decode()  # agents do not watch
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_development_a_thread_sends_right_after_the_write_commits(people, smtp, settings):
+    settings.NOTIFY_OUTBOX_THREAD = True
+    started = []
+    original = outbox.drain_in_background
+    outbox.drain_in_background = lambda: started.append(original()) or started[-1]
+    try:
+        ticket = tickets.open_ticket(author=people["alice"], title="Now", description="-")
+    finally:
+        outbox.drain_in_background = original
+    (thread,) = started  # one thread per committed write, started after the commit
+    thread.join(timeout=30)
+    assert {mail.subject for mail in smtp.received} >= {f"[#{ticket.pk}] Now — New ticket"}
+    assert outbox.pending().count() == 0
