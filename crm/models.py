@@ -97,6 +97,10 @@ class Ticket(models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     resolution_notes = models.TextField(_("resolution notes"), blank=True, default="")
+    # Targets by priority (crm/due_dates.py); null for tickets from before due dates.
+    response_due_at = models.DateTimeField(_("first answer due"), null=True, blank=True)
+    due_at = models.DateTimeField(_("due"), null=True, blank=True)
+    first_response_at = models.DateTimeField(_("first answered"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -107,6 +111,8 @@ class Ticket(models.Model):
             models.Index(fields=["-created_at", "-id"], name="crm_ticket_created_idx"),
             models.Index(fields=["status", "-created_at"], name="crm_ticket_status_created_idx"),
             models.Index(fields=["organization", "status", "-created_at"], name="crm_ticket_org_status_idx"),
+            # Overdue: open tickets past due_at, soonest first (the filter, the sort, the status count).
+            models.Index(fields=["status", "due_at"], name="crm_ticket_status_due_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -192,3 +192,48 @@ def read_reply_token(token: str) -> tuple[int, int]:
     )
     ticket_id, _x, user_id = value.partition("x")
     return int(ticket_id), int(user_id)
+
+
+DIGEST_TICKETS = 50  # listed in a digest; the count says how many more there are
+
+
+def overdue_digest(now=None) -> int:
+    """Once a day (send_overdue_digest): every agent who takes mail gets the list of open tickets past
+    their due date, soonest due first, in their language. Returns the mails queued (none when no
+    ticket is overdue)."""
+    from crm import due_dates
+
+    overdue = Ticket.objects.filter(due_dates.overdue_q(now)).order_by("due_at", "pk")
+    total = overdue.count()
+    if not total:
+        return 0
+    listed = list(overdue.select_related("organization", "assigned_to")[:DIGEST_TICKETS])
+    mails = []
+    for person in access.assignable_users():
+        if not _wants_mail(person):
+            continue
+        with translation.override(_language_of(person)):
+            body = render_to_string(
+                "crm/email/overdue_digest.txt",
+                {
+                    "person": person,
+                    "tickets": listed,
+                    "total": total,
+                    "more": total - len(listed),
+                    "site": settings.SITE_URL.rstrip("/"),
+                },
+            )
+            subject = translation.ngettext("%(count)d overdue ticket", "%(count)d overdue tickets", total) % {
+                "count": total
+            }
+        mails.append(
+            OutboundMail(
+                recipient=person.email,
+                subject=f"[helpdesk] {subject}",
+                body=body,
+                headers={"Auto-Submitted": "auto-generated", "Content-Language": _language_of(person)},
+                event="overdue_digest",
+            )
+        )
+    OutboundMail.objects.bulk_create(mails)
+    return len(mails)

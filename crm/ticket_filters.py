@@ -5,10 +5,10 @@ Unknown or malformed values are ignored rather than rejected: a stale bookmark s
 
 from dataclasses import dataclass, field
 
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 from django.http import QueryDict
 
-from crm import access
+from crm import access, due_dates
 from crm.models import Ticket
 
 _PRIORITY_RANK = Case(
@@ -21,6 +21,7 @@ SORTS: dict[str, tuple] = {
     "updated": ("-updated_at", "-id"),
     "priority": (_PRIORITY_RANK.asc(), "-created_at", "-id"),
     "title": ("title", "id"),
+    "due": (F("due_at").asc(nulls_last=True), "id"),
 }
 DEFAULT_SORT = "newest"
 
@@ -32,6 +33,7 @@ class TicketFilters:
     priority: str = ""
     organization: int | None = None
     assignee: str = ""  # "me", "none" or a user id
+    overdue: bool = False
     sort: str = DEFAULT_SORT
     active: dict[str, str] = field(default_factory=dict)  # what was applied, for links that keep it
 
@@ -53,6 +55,7 @@ def parse(params: QueryDict, user) -> TicketFilters:
         assignee = params.get("assignee", "")
         if assignee in ("me", "none") or _id(assignee) is not None:
             filters.assignee = assignee
+    filters.overdue = params.get("overdue") == "1"
     if params.get("sort") in SORTS:
         filters.sort = params["sort"]
     filters.active = {
@@ -63,6 +66,7 @@ def parse(params: QueryDict, user) -> TicketFilters:
             ("priority", filters.priority),
             ("organization", filters.organization or ""),
             ("assignee", filters.assignee),
+            ("overdue", "1" if filters.overdue else ""),
             ("sort", filters.sort if filters.sort != DEFAULT_SORT else ""),
         )
         if value
@@ -83,6 +87,8 @@ def apply(queryset: QuerySet[Ticket], filters: TicketFilters, user) -> QuerySet[
         queryset = queryset.filter(priority=filters.priority)
     if filters.organization:
         queryset = queryset.filter(organization_id=filters.organization)
+    if filters.overdue:
+        queryset = queryset.filter(due_dates.overdue_q())
     if filters.assignee == "me":
         queryset = queryset.filter(assigned_to=user)
     elif filters.assignee == "none":

@@ -17,7 +17,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm import access, notifications
+from crm import access, due_dates, notifications
 from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment, display_name
 from crm.retries import retrying
 
@@ -73,7 +73,9 @@ def open_ticket(
 
 @retrying
 def _create_ticket(**fields) -> Ticket:
-    ticket = Ticket.objects.create(**fields)
+    created = timezone.now()
+    response_due, due = due_dates.due_dates(created, fields["priority"])
+    ticket = Ticket.objects.create(**fields, created_at=created, response_due_at=response_due, due_at=due)
     _log(
         ticket,
         fields["created_by"],
@@ -110,6 +112,8 @@ def _apply_changes(pk: int, actor, changes: dict[str, Any]) -> dict[str, list]:
         setattr(current, field, new)
     if "status" in diff:
         _stamp_resolution(current, diff["status"][1])
+    if "priority" in diff:  # the targets follow the priority, counted from the ticket's creation
+        current.response_due_at, current.due_at = due_dates.due_dates(current.created_at, current.priority)
     current.save()
     audit = {field: [_audit_value(old), _audit_value(new)] for field, (old, new) in diff.items()}
     _log(current, actor, "updated", audit)
@@ -123,7 +127,7 @@ def add_comment(ticket: Ticket, author, body: str, is_internal: bool = False) ->
     if not body.strip():
         raise ValidationError({"body": _("A comment cannot be empty.")})
     comment = _insert_comment(ticket, author, body, is_internal)
-    _touch(ticket.pk)
+    _touch(ticket.pk, first_response=not is_internal and access.is_staff_member(author))
     return comment
 
 
@@ -139,9 +143,13 @@ def _insert_comment(ticket: Ticket, author, body: str, is_internal: bool) -> Tic
 
 
 @retrying
-def _touch(pk: int) -> None:
-    """The ticket's updated_at, in a statement of its own: an exclusive lock for one row, briefly."""
-    Ticket.objects.filter(pk=pk).update(updated_at=timezone.now())
+def _touch(pk: int, first_response: bool = False) -> None:
+    """The ticket's updated_at, in a statement of its own: an exclusive lock for one row, briefly;
+    with an agent's public comment, also the first answer's time (once)."""
+    now = timezone.now()
+    Ticket.objects.filter(pk=pk).update(updated_at=now)
+    if first_response:
+        Ticket.objects.filter(pk=pk, first_response_at=None).update(first_response_at=now)
 
 
 def check_upload(upload: UploadedFile) -> None:

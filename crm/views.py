@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -44,7 +45,9 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
                 ("updated", _("Recently updated")),
                 ("priority", _("Priority")),
                 ("title", _("Title")),
+                ("due", _("Due soonest")),
             ],
+            "now": timezone.now(),
             "is_staff_member": staff,
             "organizations": Organization.objects.values_list("id", "name") if staff else [],
             "assignees": access.assignable_users().values_list("id", "username") if staff else [],

@@ -393,6 +393,14 @@ EMAIL_TIMEOUT = config("EMAIL_TIMEOUT", default=10, cast=int)
 DEFAULT_FROM_EMAIL = config("DEFAULT_FROM_EMAIL", default="helpdesk@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# Due dates (crm/due_dates.py): hours to the first public answer and to resolution, by priority; counted
+# only inside BUSINESS_HOURS when set (e.g. "Mon-Fri 08:00-16:00" in TIME_ZONE; empty: around the clock).
+DUE_RESPONSE_HOURS = config("DUE_RESPONSE_HOURS", default="urgent=1,high=4,normal=8,low=24")
+DUE_RESOLUTION_HOURS = config("DUE_RESOLUTION_HOURS", default="urgent=4,high=24,normal=72,low=168")
+BUSINESS_HOURS = config("BUSINESS_HOURS", default="")
+# From this many overdue tickets the status page warns (and check_system alerts); 0: shown, never alerts.
+OVERDUE_WARN_TICKETS = config("OVERDUE_WARN_TICKETS", default=0, cast=int)
+
 # Mail about tickets (crm/notifications.py, crm/outbox.py).
 SITE_URL = config("SITE_URL", default="http://localhost:8000")  # links in mails point here
 # Replies go to <local>+<signed token>@<domain> of this address (default: DEFAULT_FROM_EMAIL).

@@ -21,7 +21,9 @@ import psutil
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from crm import due_dates
 from crm import outbox as crm_outbox
+from crm.models import Ticket
 from monitoring import state
 from updater import layout
 from updater.backup import offsite, rotation  # the updater owns the backup format
@@ -188,6 +190,24 @@ def outbox() -> Check:
     return check
 
 
+def overdue_tickets() -> Check:
+    """Open tickets past their due date (crm/due_dates.py): a business figure, shown and exported; it
+    warns (and so alerts) only from OVERDUE_WARN_TICKETS when that is set, and never fails the site."""
+
+    def count() -> int | None:
+        try:
+            return Ticket.objects.filter(due_dates.overdue_q()).count()
+        except DatabaseError:
+            return None
+
+    found = cached("overdue", count)
+    warn = settings.OVERDUE_WARN_TICKETS or None
+    if found is None:
+        return Check("overdue tickets", WARN, None, "tickets", warn, None, "the database could not be asked")
+    status = WARN if warn is not None and found >= warn else PASS
+    return Check("overdue tickets", status, found, "tickets", warn, None)
+
+
 def outbox_counts() -> dict | None:
     """What the outbox check measured last (for the metrics): pending and dead letters."""
     hit = _cache.get("outbox")
@@ -258,6 +278,7 @@ def all_checks(saved: dict | None = None) -> list[Check]:
         backup_age(),
         *offsite_backups(),
         outbox(),
+        overdue_tickets(),
         *disks(),
         memory(),
         load(),

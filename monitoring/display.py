@@ -19,6 +19,7 @@ NAMES = {
     "backup": pgettext_lazy("monitoring check", "backup"),
     "offsite backup": pgettext_lazy("monitoring check", "off-site backup"),
     "mail outbox": pgettext_lazy("monitoring check", "mail outbox"),
+    "overdue tickets": pgettext_lazy("monitoring check", "overdue tickets"),
     "memory": pgettext_lazy("monitoring check", "memory"),
     "load": pgettext_lazy("monitoring check", "load"),
     "services": pgettext_lazy("monitoring check", "services"),
@@ -33,6 +34,7 @@ UNITS = {
 COUNTS = {  # unit -> its word for n of them
     "migrations": lambda n: ngettext("pending migration", "pending migrations", n),
     "inactive services": lambda n: ngettext("inactive service", "inactive services", n),
+    "tickets": lambda n: ngettext("overdue ticket", "overdue tickets", n),
 }
 DETAILS = {
     "no backup yet": gettext_lazy("no backup yet"),

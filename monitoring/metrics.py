@@ -45,6 +45,7 @@ class HelpdeskCollector:
                 3600,
             ),
             ("mail outbox", "helpdesk_outbox_oldest_age_seconds", "Age of the oldest unsent mail", 60),
+            ("overdue tickets", "helpdesk_tickets_overdue", "Open tickets past their due date", 1),
             ("memory", "helpdesk_memory_used_ratio", "Used share of memory", 1 / 100),
             ("load", "helpdesk_load_per_core", "5-minute load average per core", 1),
         ]

@@ -41,6 +41,7 @@ def test_status_keeps_the_handbooks_keys_and_adds_checks_with_units_and_threshol
         "migrations",
         "backup",
         "mail outbox",
+        "overdue tickets",
         "disk /",
         "memory",
         "load",

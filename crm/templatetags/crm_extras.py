@@ -7,6 +7,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from crm import due_dates
 from crm.models import Ticket
 
 register = template.Library()
@@ -62,3 +63,9 @@ def audit_rows(changes: dict) -> list[tuple[str, str, str]]:
             )
         )
     return rows
+
+
+@register.filter
+def is_overdue(ticket, now) -> bool:
+    """Open and past its due date (crm/due_dates.py), as of `now` (one instant for the whole page)."""
+    return due_dates.is_overdue(ticket, now)
