@@ -268,3 +268,23 @@ class OutboundMail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to {self.recipient}"
+
+
+class InboundMail(models.Model):
+    """Each message receive_mail has handled, by Message-ID: the same message delivered twice (a retry
+    of the MTA, two mailboxes) creates nothing twice. Written in the same transaction as its ticket or
+    comment, so a crash in between leaves neither."""
+
+    message_id = models.CharField(max_length=255, unique=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    sender = models.EmailField(max_length=254, blank=True)
+    ticket = models.ForeignKey(Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    outcome = models.CharField(max_length=30)  # created | commented | ignored | refused
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = _("incoming mail")
+        verbose_name_plural = _("incoming mail")
+
+    def __str__(self) -> str:
+        return f"{self.outcome}: {self.message_id}"

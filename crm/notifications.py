@@ -124,7 +124,7 @@ def _render(event: Event, person) -> OutboundMail:
         }
         body = render_to_string("crm/email/ticket_event.txt", context)
         subject = f"[#{ticket.pk}] {ticket.title} — {context['what']}"
-    domain = _domain()
+    domain = mail_domain()
     headers = {
         "Message-ID": f"<ticket-{ticket.pk}-{uuid.uuid4().hex}@{domain}>",
         "In-Reply-To": f"<ticket-{ticket.pk}@{domain}>",
@@ -170,7 +170,8 @@ def _name(person) -> str:
     return person.get_full_name() or person.get_username()
 
 
-def _domain() -> str:
+def mail_domain() -> str:
+    """The domain of our Message-IDs: DEFAULT_FROM_EMAIL's."""
     return settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip("> ") or "localhost"
 
 

@@ -393,6 +393,19 @@ EMAIL_TIMEOUT = config("EMAIL_TIMEOUT", default=10, cast=int)
 DEFAULT_FROM_EMAIL = config("DEFAULT_FROM_EMAIL", default="helpdesk@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# Tickets by e-mail (crm/intake.py, receive_mail): the largest message taken, and what becomes of mail
+# from unknown senders (empty: refused; an organization's name: they become its customers).
+INTAKE_MAX_BYTES = config("INTAKE_MAX_BYTES", default=25 * 1024 * 1024, cast=int)
+INTAKE_UNKNOWN_SENDER_ORGANIZATION = config("INTAKE_UNKNOWN_SENDER_ORGANIZATION", default="")
+# receive_mail --imap: the mailbox to poll (its password in a 0600 file, never in the environment).
+INTAKE_IMAP_HOST = config("INTAKE_IMAP_HOST", default="")
+INTAKE_IMAP_PORT = config("INTAKE_IMAP_PORT", default=993, cast=int)
+INTAKE_IMAP_SSL = config("INTAKE_IMAP_SSL", default=True, cast=bool)
+INTAKE_IMAP_USER = config("INTAKE_IMAP_USER", default="")
+INTAKE_IMAP_PASSWORD_FILE = config("INTAKE_IMAP_PASSWORD_FILE", default="")
+INTAKE_IMAP_FOLDER = config("INTAKE_IMAP_FOLDER", default="INBOX")
+INTAKE_TIMEOUT = config("INTAKE_TIMEOUT", default=30, cast=int)
+
 # Due dates (crm/due_dates.py): hours to the first public answer and to resolution, by priority; counted
 # only inside BUSINESS_HOURS when set (e.g. "Mon-Fri 08:00-16:00" in TIME_ZONE; empty: around the clock).
 DUE_RESPONSE_HOURS = config("DUE_RESPONSE_HOURS", default="urgent=1,high=4,normal=8,low=24")

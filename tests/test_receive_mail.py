@@ -1,0 +1,170 @@
+"""Tickets and replies by e-mail (receive_mail): messages built as mail clients send them, handed over
+on stdin (as Postfix's pipe does) or left in a real Maildir."""
+
+import io
+import sys
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import pytest
+from django.core.management import call_command
+
+from crm import intake, notifications
+from crm.models import InboundMail, Organization, OutboundMail, Ticket, TicketAttachment, TicketComment
+
+pytestmark = pytest.mark.django_db
+
+
+def mail(
+    sender: str = "alice@example.com",
+    subject: str = "Printer jammed",
+    body: str = "Paper everywhere.",
+    to: str = "support@helpdesk.example",
+    attachments: tuple[tuple[str, bytes], ...] = (),
+    **headers: str,
+) -> bytes:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    message["Message-ID"] = make_msgid(domain="client.example")
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    for name, content in attachments:
+        message.add_attachment(content, maintype="application", subtype="pdf", filename=name)
+    return message.as_bytes()
+
+
+def receive_on_stdin(raw: bytes, monkeypatch) -> tuple[int, str]:
+    """receive_mail as Postfix runs it: the message on stdin; (exit code, what it printed)."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    out = io.StringIO()
+    try:
+        call_command("receive_mail", stdout=out)
+    except SystemExit as exit_code:
+        return int(exit_code.code), out.getvalue()
+    return 0, out.getvalue()
+
+
+def test_a_known_customer_opens_a_ticket_with_its_attachment(helpdesk, monkeypatch):
+    raw = mail(attachments=(("faktura.pdf", b"%PDF-1.4 " + b"x" * 5000),))
+    code, output = receive_on_stdin(raw, monkeypatch)
+    assert code == 0, output
+    ticket = Ticket.objects.get(title="Printer jammed", created_by=helpdesk.alice)
+    assert ticket.organization == helpdesk.acme and ticket.description == "Paper everywhere."
+    (attachment,) = TicketAttachment.objects.filter(ticket=ticket)
+    assert (attachment.original_name, attachment.size) == ("faktura.pdf", 5009)
+    assert f"Created: ticket #{ticket.pk} opened by alice" in output
+
+
+def test_the_same_message_delivered_twice_creates_one_ticket(helpdesk):
+    raw = mail()
+    assert intake.receive(raw).kind == intake.CREATED
+    again = intake.receive(raw)
+    assert again.kind == intake.IGNORED and "received before" in again.detail
+    assert Ticket.objects.filter(title="Printer jammed").count() == 1
+
+
+def _reply_to(
+    ticket: Ticket, person, body: str = "It works again, thanks.\n\nOn Mon, agnes wrote:\n> restart it"
+) -> bytes:
+    token = notifications.reply_token(ticket.pk, person.pk)
+    return mail(
+        sender=person.email,
+        subject=f"Re: [#{ticket.pk}] {ticket.title}",
+        body=body,
+        to=f"support+{token}@helpdesk.example",
+    )
+
+
+def test_a_reply_with_a_valid_token_becomes_a_comment_without_the_quote(helpdesk):
+    outcome = intake.receive(_reply_to(helpdesk.acme_ticket, helpdesk.alice))
+    assert outcome.kind == intake.COMMENTED, outcome.detail
+    (comment,) = TicketComment.objects.filter(ticket=helpdesk.acme_ticket)
+    assert (comment.author, comment.body, comment.is_internal) == (
+        helpdesk.alice,
+        "It works again, thanks.",
+        False,
+    )
+
+
+def test_a_forged_expired_or_borrowed_token_does_not_thread(helpdesk, settings, monkeypatch):
+    ticket, alice, bob = helpdesk.acme_ticket, helpdesk.alice, helpdesk.bob
+    token = notifications.reply_token(ticket.pk, alice.pk)
+    forged = mail(
+        sender=alice.email, subject=f"Re: [#{ticket.pk}]", to=f"support+{token[:-2]}xx@helpdesk.example"
+    )
+    assert "could not be matched" in intake.receive(forged).detail
+    borrowed = mail(sender=bob.email, subject=f"Re: [#{ticket.pk}]", to=f"support+{token}@helpdesk.example")
+    assert "belongs to someone else" in intake.receive(borrowed).detail  # bob may not see Acme's ticket
+    subject_only = mail(sender=alice.email, subject=f"Re: [#{ticket.pk}] Acme printer jammed")
+    code, output = receive_on_stdin(subject_only, monkeypatch)
+    assert code == 65 and "Refused: the reply could not be matched" in output  # bounced with a reason
+    settings.REPLY_TOKEN_MAX_AGE_DAYS = 0
+    assert "expired" in intake.receive(_reply_to(ticket, alice)).detail
+    assert not TicketComment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Auto_Submitted": "auto-replied"},
+        {"Precedence": "bulk"},
+        {"X_Autoreply": "yes"},
+        {"X_Helpdesk_Ticket": "12"},  # a notification of ours, come back
+    ],
+    ids=["auto-submitted", "precedence", "x-autoreply", "our own"],
+)
+def test_auto_replies_and_loops_are_ignored_and_never_answered(helpdesk, headers):
+    outcome = intake.receive(mail(subject="Out of office", **headers))
+    assert outcome.kind == intake.IGNORED
+    assert not Ticket.objects.filter(title="Out of office").exists()
+    assert not OutboundMail.objects.exists()
+
+
+def test_a_30_mb_message_is_refused_with_a_bounce_text_not_a_crash(helpdesk, monkeypatch):
+    big = mail(attachments=(("scan.pdf", b"0" * (30 * 2**20)),))
+    code, output = receive_on_stdin(big, monkeypatch)
+    assert code == 65
+    assert "Refused: the message is larger than 25 MB, the most the helpdesk takes" in output
+    assert not Ticket.objects.filter(title="Printer jammed").exists()
+
+
+def test_an_attachment_over_the_upload_limit_refuses_the_whole_message(helpdesk, settings):
+    settings.ATTACHMENT_MAX_BYTES = 1000
+    outcome = intake.receive(mail(attachments=(("big.pdf", b"1" * 2000),)))
+    assert outcome.kind == intake.REFUSED and "big.pdf is too large" in outcome.detail
+    assert not Ticket.objects.filter(title="Printer jammed").exists()
+
+
+def test_unknown_senders_are_refused_or_join_the_configured_organization(helpdesk, settings):
+    assert "is not known to the helpdesk" in intake.receive(mail(sender="stranger@else.example")).detail
+    Organization.objects.create(name="Walk-ins")
+    settings.INTAKE_UNKNOWN_SENDER_ORGANIZATION = "Walk-ins"
+    outcome = intake.receive(mail(sender="Stranger <stranger@else.example>"))
+    assert outcome.kind == intake.CREATED
+    ticket = Ticket.objects.get(pk=outcome.ticket_id)
+    assert ticket.organization.name == "Walk-ins" and ticket.created_by.email == "stranger@else.example"
+    assert not ticket.created_by.has_usable_password()
+
+
+def test_a_maildir_is_read_once_and_each_message_moves_to_cur(helpdesk, tmp_path):
+    maildir = tmp_path / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    (maildir / "new" / "1.host").write_bytes(mail(subject="First"))
+    (maildir / "new" / "2.host").write_bytes(_reply_to(helpdesk.acme_ticket, helpdesk.alice))
+    out = io.StringIO()
+    call_command("receive_mail", "--maildir", str(maildir), stdout=out)
+    assert "2 messages: 1 tickets, 1 comments." in out.getvalue()
+    assert sorted(path.name for path in (maildir / "cur").iterdir()) == ["1.host:2,S", "2.host:2,S"]
+    call_command("receive_mail", "--maildir", str(maildir), stdout=io.StringIO())  # nothing new
+    assert Ticket.objects.filter(title="First").count() == 1
+    assert InboundMail.objects.count() == 2
+
+
+def test_a_ticket_by_mail_is_announced_like_any_other(helpdesk):
+    outcome = intake.receive(mail(subject="By mail"))
+    recipients = set(
+        OutboundMail.objects.filter(ticket_id=outcome.ticket_id).values_list("recipient", flat=True)
+    )
+    assert helpdesk.alice.email in recipients and helpdesk.agent.email in recipients
