@@ -17,13 +17,16 @@ from updater import layout
 from updater.plan import history, promotion
 
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+# The checks that speak of the release itself. A full disk, a busy CPU or an old backup say nothing
+# about the code that runs, and would hold every promotion hostage to the predecessor's machine.
+RELEASE_CHECKS = frozenset({"database", "migrations", "error log"})
 
 
 def document(nonce: str = "", now: datetime | None = None) -> dict:
     now = now or datetime.now(UTC)
     current = app_version()
     unhealthy = state.load().get("unhealthy", {})
-    failing_now = status.document(detail=True)[0]["status"] == checks.FAIL
+    failing_now = release_failing(status.document(detail=True)[0]["checks"])
     releases = []
     for stay in sorted(history.of(layout.state().updates).values(), key=lambda stay: stay.at):
         entry = stay.as_dict()
@@ -53,8 +56,19 @@ def signed_body(nonce: str) -> tuple[bytes, str | None]:
     return body, promotion.signature(body, key) if key else None
 
 
-def record_health(round_failed: bool, data: dict, now: float) -> None:
+def release_failing(results: list) -> bool:
+    """Whether a check about the release itself fails (checks as objects or as the status page's dicts)."""
+    for check in results:
+        name, outcome = (
+            (check["name"], check["status"]) if isinstance(check, dict) else (check.name, check.status)
+        )
+        if name in RELEASE_CHECKS and outcome == checks.FAIL:
+            return True
+    return False
+
+
+def record_health(results: list, data: dict, now: float) -> None:
     """check_system's part: the last moment each version was seen failing restarts its healthy time."""
-    if round_failed:
+    if release_failing(results):
         stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
         data.setdefault("unhealthy", {})[app_version()] = stamp

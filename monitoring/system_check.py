@@ -47,7 +47,7 @@ def run_round(now: float | None = None, *, send: bool = True) -> Round:
             )
         )
     data["alerts"], raised = alerts.evaluate(data.get("alerts", {}), results, now)
-    attestations.record_health(checks.overall(results) == checks.FAIL, data, now)
+    attestations.record_health(results, data, now)
     promotion.refresh(PROMOTION_REFRESH_SECONDS)  # the status page's view of the environments above
     outcome = Round(results, raised)
     if send:

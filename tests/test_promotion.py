@@ -110,10 +110,20 @@ def test_a_failing_health_check_on_the_predecessor_restarts_the_soak(predecessor
     assert verdict(running).allowed
 
 
-def test_check_system_records_the_last_failing_round_of_the_running_version(settings, db):
+def test_check_system_records_a_failing_release_check_and_ignores_the_machines_own(settings, db, tmp_path):
     settings.MEMORY_WARN_PERCENT, settings.MEMORY_CRIT_PERCENT = 0.0, 0.1  # memory fails at once
+    log = tmp_path / "helpdesk.log"
+    log.write_text("")
+    settings.MONITORED_ERROR_LOGS, settings.ERROR_LOG_WARN_LINES, settings.ERROR_LOG_CRIT_LINES = (
+        [str(log)],
+        1,
+        2,
+    )
     system_check.run_round(send=False)
-    stamp = state.load()["unhealthy"][app_version()]
+    assert "unhealthy" not in state.load()  # a full memory says nothing about the release
+    log.write_text("ERROR one\nERROR two\n")
+    system_check.run_round(send=False)
+    stamp = state.load()["unhealthy"][app_version()]  # errors in the log do
     assert abs((datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()) < 60
 
 
