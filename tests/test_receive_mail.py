@@ -1,16 +1,18 @@
 """Tickets and replies by e-mail (receive_mail): messages built as mail clients send them, handed over
 on stdin (as Postfix's pipe does) or left in a real Maildir."""
 
+import imaplib
 import io
 import sys
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from crm import intake, notifications
 from crm.models import InboundMail, Organization, OutboundMail, Ticket, TicketAttachment, TicketComment
+from tests.support.dovecot import Dovecot
 
 pytestmark = pytest.mark.django_db
 
@@ -168,3 +170,63 @@ def test_a_ticket_by_mail_is_announced_like_any_other(helpdesk):
         OutboundMail.objects.filter(ticket_id=outcome.ticket_id).values_list("recipient", flat=True)
     )
     assert helpdesk.alice.email in recipients and helpdesk.agent.email in recipients
+
+
+@pytest.mark.skipif(not Dovecot.available(), reason="dovecot is installed by scripts/bootstrap.sh --test")
+def test_an_imap_mailbox_is_polled_and_each_message_handled_once(helpdesk, settings, tmp_path):
+    server = Dovecot().start()
+    try:
+        mailbox = imaplib.IMAP4("127.0.0.1", server.port)
+        mailbox.login(server.user, server.password)
+        mailbox.append("INBOX", None, None, mail(subject="Sent to the mailbox"))
+        mailbox.append("INBOX", None, None, _reply_to(helpdesk.acme_ticket, helpdesk.alice))
+        mailbox.append("INBOX", None, None, mail(subject="Away", Auto_Submitted="auto-replied"))
+        password = tmp_path / "imap-password"
+        password.write_text(server.password + "\n")
+        password.chmod(0o600)
+        settings.INTAKE_IMAP_HOST, settings.INTAKE_IMAP_PORT, settings.INTAKE_IMAP_SSL = (
+            "127.0.0.1",
+            server.port,
+            False,
+        )
+        settings.INTAKE_IMAP_USER, settings.INTAKE_IMAP_PASSWORD_FILE = server.user, str(password)
+        out = io.StringIO()
+        call_command("receive_mail", "--imap", stdout=out)
+        assert "3 messages: 1 tickets, 1 comments." in out.getvalue()
+        assert Ticket.objects.filter(title="Sent to the mailbox", created_by=helpdesk.alice).exists()
+        assert TicketComment.objects.filter(ticket=helpdesk.acme_ticket, author=helpdesk.alice).exists()
+        mailbox.select("INBOX")
+        assert mailbox.uid("SEARCH", None, "UNSEEN")[1] == [b""]  # every one marked seen
+        call_command("receive_mail", "--imap", stdout=io.StringIO())
+        assert Ticket.objects.filter(title="Sent to the mailbox").count() == 1
+        mailbox.logout()
+    finally:
+        server.stop()
+
+
+def use_imap(settings, server: Dovecot, password_file) -> None:
+    settings.INTAKE_IMAP_HOST, settings.INTAKE_IMAP_PORT, settings.INTAKE_IMAP_SSL = (
+        "127.0.0.1",
+        server.port,
+        False,
+    )
+    settings.INTAKE_IMAP_USER, settings.INTAKE_IMAP_PASSWORD_FILE = server.user, str(password_file)
+
+
+def test_a_wrong_imap_password_is_a_clear_error(helpdesk, settings, tmp_path):
+    if not Dovecot.available():
+        pytest.skip("dovecot is installed by scripts/bootstrap.sh --test")
+    server = Dovecot().start()
+    try:
+        password = tmp_path / "imap-password"
+        password.write_text("not the password\n")
+        settings.INTAKE_IMAP_HOST, settings.INTAKE_IMAP_PORT, settings.INTAKE_IMAP_SSL = (
+            "127.0.0.1",
+            server.port,
+            False,
+        )
+        settings.INTAKE_IMAP_USER, settings.INTAKE_IMAP_PASSWORD_FILE = server.user, str(password)
+        with pytest.raises(CommandError, match=f"the IMAP server 127.0.0.1:{server.port} could not be used"):
+            call_command("receive_mail", "--imap", stdout=io.StringIO())
+    finally:
+        server.stop()
