@@ -53,7 +53,8 @@ def test_failing_migration_restores_the_database(back_to_latest, helpdesk, monke
     with connection.cursor() as cursor:
         cursor.execute("SELECT name FROM django_migrations WHERE app = 'crm' ORDER BY name")
         assert [row[0] for row in cursor.fetchall()][-1] == "0002_ticket_resolution_notes"
-    assert Ticket.objects.get(pk=helpdesk.acme_ticket.pk).resolution_notes == ""
+    # Only the columns 0002 has: the model's later fields are not in this schema.
+    assert Ticket.objects.values_list("resolution_notes", flat=True).get(pk=helpdesk.acme_ticket.pk) == ""
 
 
 def test_verbosity_2_shows_each_step_with_its_duration_and_0_says_nothing(back_to_latest, helpdesk):
