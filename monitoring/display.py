@@ -42,6 +42,7 @@ DETAILS = {
     "an update is probably migrating": gettext_lazy("an update is probably migrating"),
     "the database could not be asked": gettext_lazy("the database could not be asked"),
     "none configured": gettext_lazy("none configured"),
+    "mails given up (dead letters)": gettext_lazy("mails given up (dead letters)"),
     "check_system has not reported recently": gettext_lazy("check_system has not reported recently"),
     "check_system has not run yet": gettext_lazy("check_system has not run yet"),
 }

@@ -117,7 +117,7 @@ def test_monitoring_dashboard_draws_gauges_and_the_update_timeline(browser, live
     _login(page, live_server.url, "adam", "pw-adam")
     page.goto(f"{live_server.url}/monitoring/dashboard/")
     page.wait_for_selector(".gauge[data-check='memory']")
-    assert page.locator(".gauge").count() == 7
+    assert page.locator(".gauge").count() == 9
     row = page.locator("tr.run").first
     assert "update v1.3.0 → v1.4.0" in row.inner_text() and "6.8 s" in row.inner_text()
     assert page.locator("tr.run .timeline .step").count() == 5
