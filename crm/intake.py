@@ -66,7 +66,10 @@ def receive(raw: bytes) -> Outcome:
         return _remember(message_id, sender, Outcome(IGNORED, automatic))
     try:
         with transaction.atomic():
-            outcome = _handle(message, sender)
+            try:
+                outcome = _handle(message, sender)
+            except _Refused as refusal:
+                outcome = Outcome(REFUSED, str(refusal))
             InboundMail.objects.create(
                 message_id=message_id, sender=sender, ticket_id=outcome.ticket_id, outcome=outcome.kind
             )
@@ -114,12 +117,7 @@ def _handle(message: EmailMessage, sender: str) -> Outcome:
         )
     if access.organization_id_of(author) is None:
         return Outcome(REFUSED, "agents open tickets in the helpdesk itself, not by e-mail")
-    uploads = _attachments(message)
-    for upload in uploads:
-        try:
-            tickets.check_upload(upload)
-        except ValidationError as error:
-            return Outcome(REFUSED, " ".join(error.message_dict.get("file", error.messages)))
+    uploads = _checked_attachments(message)
     title = (str(message.get("Subject", "")).strip() or "(no subject)")[:200]
     ticket = tickets.open_ticket(author=author, title=title, description=_text(message) or "-")
     for upload in uploads:
@@ -144,12 +142,7 @@ def _reply(message: EmailMessage, sender: str, token: str) -> Outcome:
     body = _without_quote(_text(message))
     if not body:
         return Outcome(REFUSED, "the reply was empty")
-    uploads = _attachments(message)
-    for upload in uploads:
-        try:
-            tickets.check_upload(upload)
-        except ValidationError as error:
-            return Outcome(REFUSED, " ".join(error.message_dict.get("file", error.messages)))
+    uploads = _checked_attachments(message)
     try:
         tickets.add_comment(ticket, author, body)
     except (PermissionDenied, ValidationError) as error:
@@ -216,12 +209,23 @@ def _without_quote(text: str) -> str:
     return "\n".join(lines).strip()
 
 
-def _attachments(message: EmailMessage) -> list[SimpleUploadedFile]:
+class _Refused(Exception):
+    """A reason found deep inside to refuse the whole message; its text is the bounce's."""
+
+
+def _checked_attachments(message: EmailMessage) -> list[SimpleUploadedFile]:
+    """The message's attachments as uploads, each passing the upload rules (or _Refused naming it)."""
     found = []
     for part in message.iter_attachments():
         name = part.get_filename() or "attachment"
-        payload = part.get_payload(decode=True) or b""
-        found.append(SimpleUploadedFile(name, payload, content_type=part.get_content_type()))
+        upload = SimpleUploadedFile(
+            name, part.get_payload(decode=True) or b"", content_type=part.get_content_type()
+        )
+        try:
+            tickets.check_upload(upload)
+        except ValidationError as error:
+            raise _Refused(" ".join(error.message_dict.get("file", error.messages))) from error
+        found.append(upload)
     return found
 
 
