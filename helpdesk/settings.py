@@ -404,6 +404,12 @@ INTAKE_IMAP_SSL = config("INTAKE_IMAP_SSL", default=True, cast=bool)
 INTAKE_IMAP_USER = config("INTAKE_IMAP_USER", default="")
 INTAKE_IMAP_PASSWORD_FILE = config("INTAKE_IMAP_PASSWORD_FILE", default="")
 INTAKE_IMAP_FOLDER = config("INTAKE_IMAP_FOLDER", default="INBOX")
+# receive_mail --pop3: the same for a POP3 mailbox (each message is deleted once handled).
+INTAKE_POP3_HOST = config("INTAKE_POP3_HOST", default="")
+INTAKE_POP3_PORT = config("INTAKE_POP3_PORT", default=995, cast=int)
+INTAKE_POP3_SSL = config("INTAKE_POP3_SSL", default=True, cast=bool)
+INTAKE_POP3_USER = config("INTAKE_POP3_USER", default="")
+INTAKE_POP3_PASSWORD_FILE = config("INTAKE_POP3_PASSWORD_FILE", default="")
 INTAKE_TIMEOUT = config("INTAKE_TIMEOUT", default=30, cast=int)
 
 # Due dates (crm/due_dates.py): hours to the first public answer and to resolution, by priority; counted

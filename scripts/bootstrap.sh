@@ -35,8 +35,8 @@ command -v gcc >/dev/null || packages+=(gcc)
 [ "$for_tests" = 1 ] && packages+=(openssh-server openssh-client haproxy)
 # restic: off-site copies of backup sets (an sftp repository behind the test sshd, and a path).
 [ "$for_tests" = 1 ] && packages+=(restic)
-# dovecot: the IMAP mailbox receive_mail --imap polls in the tests.
-[ "$for_tests" = 1 ] && packages+=(dovecot-imapd)
+# dovecot: the IMAP and POP3 mailboxes receive_mail --imap and --pop3 poll in the tests.
+[ "$for_tests" = 1 ] && packages+=(dovecot-imapd dovecot-pop3d)
 # axe-core (accessibility rules run inside the browser tests) comes from npm.
 [ "$for_tests" = 1 ] && ! command -v npm >/dev/null && packages+=(npm)
 

@@ -3,12 +3,14 @@ on stdin (as Postfix's pipe does) or left in a real Maildir."""
 
 import imaplib
 import io
+import poplib
 import sys
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import OperationalError
 
 from crm import intake, notifications
 from crm.models import InboundMail, Organization, OutboundMail, Ticket, TicketAttachment, TicketComment
@@ -172,61 +174,144 @@ def test_a_ticket_by_mail_is_announced_like_any_other(helpdesk):
     assert helpdesk.alice.email in recipients and helpdesk.agent.email in recipients
 
 
-@pytest.mark.skipif(not Dovecot.available(), reason="dovecot is installed by scripts/bootstrap.sh --test")
-def test_an_imap_mailbox_is_polled_and_each_message_handled_once(helpdesk, settings, tmp_path):
+needs_dovecot = pytest.mark.skipif(
+    not Dovecot.available(), reason="dovecot is installed by scripts/bootstrap.sh --test"
+)
+needs_pop3 = pytest.mark.skipif(
+    not Dovecot.has_pop3(), reason="dovecot-pop3d is installed by scripts/bootstrap.sh --test"
+)
+
+
+@pytest.fixture
+def dovecot():
     server = Dovecot().start()
-    try:
-        mailbox = imaplib.IMAP4("127.0.0.1", server.port)
-        mailbox.login(server.user, server.password)
-        mailbox.append("INBOX", None, None, mail(subject="Sent to the mailbox"))
-        mailbox.append("INBOX", None, None, _reply_to(helpdesk.acme_ticket, helpdesk.alice))
-        mailbox.append("INBOX", None, None, mail(subject="Away", Auto_Submitted="auto-replied"))
-        password = tmp_path / "imap-password"
-        password.write_text(server.password + "\n")
-        password.chmod(0o600)
-        settings.INTAKE_IMAP_HOST, settings.INTAKE_IMAP_PORT, settings.INTAKE_IMAP_SSL = (
-            "127.0.0.1",
-            server.port,
-            False,
-        )
-        settings.INTAKE_IMAP_USER, settings.INTAKE_IMAP_PASSWORD_FILE = server.user, str(password)
-        out = io.StringIO()
-        call_command("receive_mail", "--imap", stdout=out)
-        assert "3 messages: 1 tickets, 1 comments." in out.getvalue()
-        assert Ticket.objects.filter(title="Sent to the mailbox", created_by=helpdesk.alice).exists()
-        assert TicketComment.objects.filter(ticket=helpdesk.acme_ticket, author=helpdesk.alice).exists()
-        mailbox.select("INBOX")
-        assert mailbox.uid("SEARCH", None, "UNSEEN")[1] == [b""]  # every one marked seen
-        call_command("receive_mail", "--imap", stdout=io.StringIO())
-        assert Ticket.objects.filter(title="Sent to the mailbox").count() == 1
-        mailbox.logout()
-    finally:
-        server.stop()
+    yield server
+    server.stop()
 
 
-def use_imap(settings, server: Dovecot, password_file) -> None:
-    settings.INTAKE_IMAP_HOST, settings.INTAKE_IMAP_PORT, settings.INTAKE_IMAP_SSL = (
-        "127.0.0.1",
-        server.port,
-        False,
+def deliver(server: Dovecot, *messages: bytes) -> None:
+    """Put messages in the mailbox's INBOX, as the MTA would have."""
+    mailbox = imaplib.IMAP4("127.0.0.1", server.port)
+    mailbox.login(server.user, server.password)
+    for message in messages:
+        mailbox.append("INBOX", None, None, message)
+    mailbox.logout()
+
+
+def use_mailbox(settings, server: Dovecot, tmp_path, password: str | None = None) -> None:
+    """Point receive_mail --imap and --pop3 at the test's dovecot, the password in a 0600 file."""
+    password_file = tmp_path / "mailbox-password"
+    password_file.write_text((password or server.password) + "\n")
+    password_file.chmod(0o600)
+    settings.INTAKE_IMAP_HOST = settings.INTAKE_POP3_HOST = "127.0.0.1"
+    settings.INTAKE_IMAP_PORT, settings.INTAKE_POP3_PORT = server.port, server.pop3_port
+    settings.INTAKE_IMAP_SSL = settings.INTAKE_POP3_SSL = False
+    settings.INTAKE_IMAP_USER = settings.INTAKE_POP3_USER = server.user
+    settings.INTAKE_IMAP_PASSWORD_FILE = settings.INTAKE_POP3_PASSWORD_FILE = str(password_file)
+
+
+def pop3_count(server: Dovecot) -> int:
+    mailbox = poplib.POP3("127.0.0.1", server.pop3_port)
+    mailbox.user(server.user)
+    mailbox.pass_(server.password)
+    count = mailbox.stat()[0]
+    mailbox.quit()
+    return count
+
+
+@needs_dovecot
+def test_an_imap_mailbox_is_polled_and_each_message_handled_once(helpdesk, settings, tmp_path, dovecot):
+    deliver(
+        dovecot,
+        mail(subject="Sent to the mailbox"),
+        _reply_to(helpdesk.acme_ticket, helpdesk.alice),
+        mail(subject="Away", Auto_Submitted="auto-replied"),
     )
-    settings.INTAKE_IMAP_USER, settings.INTAKE_IMAP_PASSWORD_FILE = server.user, str(password_file)
+    use_mailbox(settings, dovecot, tmp_path)
+    out = io.StringIO()
+    call_command("receive_mail", "--imap", stdout=out)
+    assert "3 messages: 1 tickets, 1 comments." in out.getvalue()
+    assert Ticket.objects.filter(title="Sent to the mailbox", created_by=helpdesk.alice).exists()
+    assert TicketComment.objects.filter(ticket=helpdesk.acme_ticket, author=helpdesk.alice).exists()
+    mailbox = imaplib.IMAP4("127.0.0.1", dovecot.port)
+    mailbox.login(dovecot.user, dovecot.password)
+    mailbox.select("INBOX")
+    assert mailbox.uid("SEARCH", None, "UNSEEN")[1] == [b""]  # every one marked seen
+    assert len(mailbox.uid("SEARCH", None, "ALL")[1][0].split()) == 3  # and kept
+    mailbox.logout()
+    call_command("receive_mail", "--imap", stdout=io.StringIO())
+    assert Ticket.objects.filter(title="Sent to the mailbox").count() == 1
 
 
-def test_a_wrong_imap_password_is_a_clear_error(helpdesk, settings, tmp_path):
-    if not Dovecot.available():
-        pytest.skip("dovecot is installed by scripts/bootstrap.sh --test")
-    server = Dovecot().start()
-    try:
-        password = tmp_path / "imap-password"
-        password.write_text("not the password\n")
-        settings.INTAKE_IMAP_HOST, settings.INTAKE_IMAP_PORT, settings.INTAKE_IMAP_SSL = (
-            "127.0.0.1",
-            server.port,
-            False,
-        )
-        settings.INTAKE_IMAP_USER, settings.INTAKE_IMAP_PASSWORD_FILE = server.user, str(password)
-        with pytest.raises(CommandError, match=f"the IMAP server 127.0.0.1:{server.port} could not be used"):
-            call_command("receive_mail", "--imap", stdout=io.StringIO())
-    finally:
-        server.stop()
+@needs_pop3
+def test_a_pop3_mailbox_is_polled_and_each_handled_message_deleted(helpdesk, settings, tmp_path, dovecot):
+    big = mail(subject="Scans", body="x" * 4000)
+    deliver(
+        dovecot,
+        mail(subject="Sent by POP3"),
+        _reply_to(helpdesk.acme_ticket, helpdesk.alice),
+        mail(subject="Away", Auto_Submitted="auto-replied"),
+        big,
+    )
+    settings.INTAKE_MAX_BYTES = len(big) - 100  # refused from the size POP3 lists
+    use_mailbox(settings, dovecot, tmp_path)
+    out = io.StringIO()
+    call_command("receive_mail", "--pop3", stdout=out)
+    assert "4 messages: 1 tickets, 1 comments." in out.getvalue()
+    assert "Refused: the message is 0.0 MB; the helpdesk takes messages up to" in out.getvalue()
+    assert Ticket.objects.filter(title="Sent by POP3", created_by=helpdesk.alice).count() == 1
+    assert TicketComment.objects.filter(ticket=helpdesk.acme_ticket, author=helpdesk.alice).exists()
+    assert not Ticket.objects.filter(title="Scans").exists()
+    assert pop3_count(dovecot) == 0
+    deliver(dovecot, mail(subject="The next one"))
+    out = io.StringIO()
+    call_command("receive_mail", "--pop3", stdout=out)
+    assert "1 messages: 1 tickets, 0 comments." in out.getvalue()
+    assert Ticket.objects.filter(title="Sent by POP3").count() == 1
+
+
+@needs_pop3
+def test_a_pop3_poll_that_fails_half_way_deletes_nothing_and_the_next_makes_nothing_twice(
+    helpdesk, settings, tmp_path, dovecot, monkeypatch
+):
+    deliver(dovecot, mail(subject="First"), mail(subject="Second"))
+    use_mailbox(settings, dovecot, tmp_path)
+    real_receive, seen = intake.receive, []
+
+    def receive_then_fail(raw: bytes) -> intake.Outcome:
+        seen.append(raw)
+        if len(seen) == 2:
+            raise OperationalError(2006, "MySQL server has gone away")
+        return real_receive(raw)
+
+    monkeypatch.setattr(intake, "receive", receive_then_fail)
+    with pytest.raises(OperationalError, match="gone away"):
+        call_command("receive_mail", "--pop3", stdout=io.StringIO())
+    assert Ticket.objects.filter(title="First").count() == 1
+    assert pop3_count(dovecot) == 2  # no QUIT, so the server deleted nothing
+    monkeypatch.setattr(intake, "receive", real_receive)
+    out = io.StringIO()
+    call_command("receive_mail", "--pop3", stdout=out)
+    assert "2 messages: 1 tickets, 0 comments." in out.getvalue()
+    assert [Ticket.objects.filter(title=title).count() for title in ("First", "Second")] == [1, 1]
+    assert pop3_count(dovecot) == 0
+
+
+@needs_dovecot
+@pytest.mark.parametrize("protocol", ["imap", pytest.param("pop3", marks=needs_pop3)])
+def test_a_wrong_mailbox_password_is_a_clear_error(helpdesk, settings, tmp_path, dovecot, protocol):
+    deliver(dovecot, mail(subject="Waiting"))
+    use_mailbox(settings, dovecot, tmp_path, password="not the password")
+    port = dovecot.port if protocol == "imap" else dovecot.pop3_port
+    expected = f"the {protocol.upper()} server 127.0.0.1:{port} could not be used"
+    with pytest.raises(CommandError, match=expected):
+        call_command("receive_mail", f"--{protocol}", stdout=io.StringIO())
+    assert not Ticket.objects.filter(title="Waiting").exists()
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_polling_an_unconfigured_mailbox_names_the_settings_it_needs(helpdesk, settings, protocol):
+    prefix = f"INTAKE_{protocol.upper()}"
+    setattr(settings, f"{prefix}_HOST", "")
+    with pytest.raises(CommandError, match=f"--{protocol} needs {prefix}_HOST, {prefix}_USER and"):
+        call_command("receive_mail", f"--{protocol}", stdout=io.StringIO())

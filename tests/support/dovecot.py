@@ -1,5 +1,6 @@
-"""A real IMAP server (Debian's dovecot) on the loopback, with its own configuration, state and mail
-in a temporary folder, for receive_mail --imap. One user, a plaintext password (loopback only)."""
+"""A real IMAP and POP3 server (Debian's dovecot) on the loopback, with its own configuration, state and
+mail in a temporary folder, for receive_mail --imap and --pop3. One user, a plaintext password (loopback
+only). Messages are put in through IMAP (APPEND); POP3 reads the same INBOX."""
 
 import os
 import pwd
@@ -22,12 +23,17 @@ class Dovecot:
     def __init__(self, user: str = "helpdesk", password: str = "imap-password-123") -> None:  # noqa: S107
         self.folder = Path(tempfile.mkdtemp(prefix="dovecot-"))
         self.user, self.password = user, password
-        self.port = free_port()
+        self.port = free_port()  # IMAP
+        self.pop3_port = free_port()
         self.process: subprocess.Popen | None = None
 
     @staticmethod
     def available() -> bool:
         return shutil.which("dovecot") is not None or Path("/usr/sbin/dovecot").exists()
+
+    @staticmethod
+    def has_pop3() -> bool:
+        return Path("/usr/lib/dovecot/pop3").exists()  # Debian's dovecot-pop3d
 
     def start(self) -> "Dovecot":
         account = pwd.getpwnam(MAIL_ACCOUNT)
@@ -41,7 +47,7 @@ class Dovecot:
             f"""base_dir = {self.folder}/run
 state_dir = {self.folder}/state
 log_path = {self.folder}/dovecot.log
-protocols = imap
+protocols = {"imap pop3" if self.has_pop3() else "imap"}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -67,7 +73,7 @@ service imap-login {{
   }}
   chroot =
 }}
-service anvil {{
+{self._pop3_service()}service anvil {{
   chroot =
 }}
 """
@@ -87,6 +93,21 @@ service anvil {{
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("dovecot did not listen in time")
+
+    def _pop3_service(self) -> str:
+        if not self.has_pop3():
+            return ""
+        return f"""service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {self.pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+  chroot =
+}}
+"""
 
     def stop(self) -> None:
         if self.process is not None:
