@@ -5,10 +5,10 @@ Unknown or malformed values are ignored rather than rejected: a stale bookmark s
 
 from dataclasses import dataclass, field
 
-from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 from django.http import QueryDict
 
-from crm import access, due_dates
+from crm import access, due_dates, search
 from crm.models import Ticket
 
 _PRIORITY_RANK = Case(
@@ -24,6 +24,7 @@ SORTS: dict[str, tuple] = {
     "due": (F("due_at").asc(nulls_last=True), "id"),
 }
 DEFAULT_SORT = "newest"
+RELEVANCE = "relevance"  # a search's own order (crm/search.py), where the database can rank
 
 
 @dataclass
@@ -35,6 +36,7 @@ class TicketFilters:
     assignee: str = ""  # "me", "none" or a user id
     overdue: bool = False
     sort: str = DEFAULT_SORT
+    ranked: bool = False  # the search's results are in relevance order (set by apply)
     active: dict[str, str] = field(default_factory=dict)  # what was applied, for links that keep it
 
 
@@ -56,8 +58,10 @@ def parse(params: QueryDict, user) -> TicketFilters:
         if assignee in ("me", "none") or _id(assignee) is not None:
             filters.assignee = assignee
     filters.overdue = params.get("overdue") == "1"
-    if params.get("sort") in SORTS:
+    if params.get("sort") in SORTS or params.get("sort") == RELEVANCE:
         filters.sort = params["sort"]
+    elif filters.search:
+        filters.sort = RELEVANCE
     filters.active = {
         key: str(value)
         for key, value in (
@@ -67,7 +71,7 @@ def parse(params: QueryDict, user) -> TicketFilters:
             ("organization", filters.organization or ""),
             ("assignee", filters.assignee),
             ("overdue", "1" if filters.overdue else ""),
-            ("sort", filters.sort if filters.sort != DEFAULT_SORT else ""),
+            ("sort", filters.sort if filters.sort != (RELEVANCE if filters.search else DEFAULT_SORT) else ""),
         )
         if value
     }
@@ -76,11 +80,7 @@ def parse(params: QueryDict, user) -> TicketFilters:
 
 def apply(queryset: QuerySet[Ticket], filters: TicketFilters, user) -> QuerySet[Ticket]:
     if filters.search:
-        term = filters.search
-        condition = Q(title__icontains=term) | Q(description__icontains=term)
-        if _id(term.lstrip("#")) is not None:
-            condition |= Q(pk=_id(term.lstrip("#")))
-        queryset = queryset.filter(condition)
+        queryset = search.matching(queryset, filters.search)
     if filters.status:
         queryset = queryset.filter(status=filters.status)
     if filters.priority:
@@ -95,7 +95,16 @@ def apply(queryset: QuerySet[Ticket], filters: TicketFilters, user) -> QuerySet[
         queryset = queryset.filter(assigned_to__isnull=True)
     elif filters.assignee:
         queryset = queryset.filter(assigned_to_id=int(filters.assignee))
+    if filters.sort == RELEVANCE:
+        ranked = search.by_relevance(queryset, filters.search) if filters.search else None
+        filters.ranked = ranked is not None
+        return ranked if ranked is not None else queryset.order_by(*SORTS[DEFAULT_SORT])
     return queryset.order_by(*SORTS[filters.sort])
+
+
+def sort_applied(filters: TicketFilters) -> str:
+    """The order the list is in: a relevance sort the database could not rank is the newest first."""
+    return DEFAULT_SORT if filters.sort == RELEVANCE and not filters.ranked else filters.sort
 
 
 def with_related(queryset: QuerySet[Ticket], *extra: str) -> QuerySet[Ticket]:

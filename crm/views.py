@@ -29,6 +29,16 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     per_page = _per_page(request)
     page = Paginator(queryset, per_page).get_page(request.GET.get("page"))
     staff = access.is_staff_member(user)
+    sorts = [
+        ("newest", _("Newest")),
+        ("oldest", _("Oldest")),
+        ("updated", _("Recently updated")),
+        ("priority", _("Priority")),
+        ("title", _("Title")),
+        ("due", _("Due soonest")),
+    ]
+    if filters.search:
+        sorts.insert(0, (ticket_filters.RELEVANCE, _("Best match")))
     return render(
         request,
         "crm/ticket_list.html",
@@ -39,14 +49,8 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
             "per_page_choices": [(n, n) for n in PER_PAGE_CHOICES],
             "statuses": Ticket.Status.choices,
             "priorities": Ticket.Priority.choices,
-            "sorts": [
-                ("newest", _("Newest")),
-                ("oldest", _("Oldest")),
-                ("updated", _("Recently updated")),
-                ("priority", _("Priority")),
-                ("title", _("Title")),
-                ("due", _("Due soonest")),
-            ],
+            "sorts": sorts,
+            "sort_label": dict(sorts)[ticket_filters.sort_applied(filters)],
             "now": timezone.now(),
             "is_staff_member": staff,
             "organizations": Organization.objects.values_list("id", "name") if staff else [],

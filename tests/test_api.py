@@ -13,6 +13,8 @@ def patch(client, ticket, data):
     return client.patch(f"/api/tickets/{ticket.pk}/", data, content_type="application/json")
 
 
+# MariaDB's FULLTEXT index sees only committed rows
+@pytest.mark.django_db(transaction=True)
 def test_list_is_paginated_and_filtered(helpdesk, as_user, settings):
     client = as_user(helpdesk.agent)
     body = client.get("/api/tickets/").json()

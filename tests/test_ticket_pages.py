@@ -256,6 +256,8 @@ def test_media_files_are_not_served_publicly(helpdesk, as_user):
     assert as_user(helpdesk.alice).get("/media/" + attachment.file.name).status_code == 404
 
 
+# MariaDB's FULLTEXT index sees only committed rows
+@pytest.mark.django_db(transaction=True)
 def test_list_search_filters_and_sorting(helpdesk, as_user):
     client = as_user(helpdesk.agent)
     for n in range(3):
@@ -285,6 +287,8 @@ def test_list_search_filters_and_sorting(helpdesk, as_user):
     assert titles(f"?search=%23{helpdesk.globex_ticket.pk}") == ["Globex VPN down"]
 
 
+# MariaDB's FULLTEXT index sees only committed rows
+@pytest.mark.django_db(transaction=True)
 def test_pagination_keeps_the_filters(helpdesk, as_user):
     for n in range(12):
         tickets.open_ticket(author=helpdesk.alice, title=f"Paged {n}", description="d")
