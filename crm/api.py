@@ -9,13 +9,13 @@ from contextlib import contextmanager
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
-from rest_framework import mixins, parsers, serializers, status, viewsets
+from rest_framework import mixins, pagination, parsers, serializers, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from crm import access, ticket_filters, tickets
+from crm import access, paging, ticket_filters, tickets
 from crm.models import Organization, Ticket
 from crm.parsers import SafeJSONParser
 
@@ -72,11 +72,46 @@ class TicketUpdateSerializer(serializers.Serializer):
         return attrs
 
 
+class TicketPages(pagination.PageNumberPagination):
+    """`?page=N` as always, counted up to paging.COUNT_LIMIT (`count_exact` false above it)."""
+
+    django_paginator_class = paging.CappedPaginator
+
+    def get_paginated_response(self, data) -> Response:
+        response = super().get_paginated_response(data)
+        capped = self.page.paginator.capped
+        response.data["count"] = min(response.data["count"], paging.COUNT_LIMIT)
+        response.data["count_exact"] = not capped
+        return response
+
+
+class TicketCursor(pagination.CursorPagination):
+    """`?cursor=` (empty for the first page): keyset pages that never count and never skip or repeat
+    a ticket while others are being created, in the list's order (newest, oldest, updated or title)."""
+
+    CURSOR_SORTS = {"newest", "oldest", "updated", "title"}
+
+    def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
+        sort = ticket_filters.parse(request.query_params, request.user).sort
+        if sort not in self.CURSOR_SORTS:
+            raise ValidationError(
+                {"cursor": _("Cursor pages need the sort newest, oldest, updated or title.")}
+            )
+        return ticket_filters.SORTS[sort]
+
+
 class TicketViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = TicketSerializer
     http_method_names = ["get", "post", "patch", "head", "options"]
+
+    @property
+    def paginator(self):
+        if not hasattr(self, "_paginator"):
+            cursor = self.action == "list" and "cursor" in self.request.query_params
+            self._paginator = TicketCursor() if cursor else TicketPages()
+        return self._paginator
 
     def get_queryset(self):
         user = self.request.user

@@ -6,7 +6,8 @@ On MariaDB the words are looked up in InnoDB FULLTEXT indexes (migration 0008: o
 title and description, one over comment bodies) in boolean mode, and a search can be ordered by
 relevance. Elsewhere (SQLite), and on MariaDB for words the index does not hold (shorter than
 innodb_ft_min_token_size, or InnoDB's stopwords), the same rule is applied with a regular expression
-per word: slower, same results. `#123` (or `123`) also finds ticket 123 itself.
+per word: slower, same results. `#123` is ticket 123 itself; a bare `123` finds that ticket and the
+word.
 
 The search only narrows the queryset it is given, so organization scoping (crm.access) stays in
 the same query.
@@ -62,8 +63,8 @@ def matching(queryset: QuerySet[Ticket], term: str, engine: str | None = None) -
     found = words(term)
     number = ticket_number(term)
     by_number = Q(pk=number) if number is not None else Q(pk__in=[])
-    if not found:
-        return queryset.filter(by_number)
+    if not found or (number is not None and term.strip().startswith("#")):
+        return queryset.filter(by_number)  # "#123" is ticket 123, not the word 123
     if (engine or engine_for(found)) == FULLTEXT:
         query = boolean_query(found)
         in_text = Q(pk__in=RawSQL(_MATCHING_IDS, [query, query]))  # noqa: S611 (bound parameters)

@@ -40,7 +40,7 @@ class TicketFilters:
     active: dict[str, str] = field(default_factory=dict)  # what was applied, for links that keep it
 
 
-def _id(text: str) -> int | None:
+def database_id(text: str) -> int | None:
     """A database id, or None: ASCII digits only, and short enough for a 64-bit column."""
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
@@ -53,9 +53,9 @@ def parse(params: QueryDict, user) -> TicketFilters:
     if params.get("priority") in Ticket.Priority.values:
         filters.priority = params["priority"]
     if access.is_staff_member(user):
-        filters.organization = _id(params.get("organization", ""))
+        filters.organization = database_id(params.get("organization", ""))
         assignee = params.get("assignee", "")
-        if assignee in ("me", "none") or _id(assignee) is not None:
+        if assignee in ("me", "none") or database_id(assignee) is not None:
             filters.assignee = assignee
     filters.overdue = params.get("overdue") == "1"
     if params.get("sort") in SORTS or params.get("sort") == RELEVANCE:

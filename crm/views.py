@@ -4,15 +4,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm import access, ticket_filters, tickets
+from crm import access, keyset, paging, ticket_filters, tickets
 from crm.forms import AttachmentForm, CommentForm, ProfileForm, TicketCreateForm, TicketEditForm
 from crm.models import Organization, Ticket, UserProfile
 
@@ -27,7 +27,11 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     filters = ticket_filters.parse(request.GET, user)
     queryset = ticket_filters.with_related(ticket_filters.apply(access.visible_tickets(user), filters, user))
     per_page = _per_page(request)
-    page = Paginator(queryset, per_page).get_page(request.GET.get("page"))
+    paginator = paging.CappedPaginator(queryset, per_page)
+    ordering = ticket_filters.SORTS[ticket_filters.sort_applied(filters)]
+    walkable = not filters.ranked and keyset.walkable(ordering)
+    page = _keyset_page(request, queryset, ordering, per_page) if walkable else None
+    page = page or paginator.get_page(request.GET.get("page"))
     staff = access.is_staff_member(user)
     sorts = [
         ("newest", _("Newest")),
@@ -52,10 +56,13 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
             "sorts": sorts,
             "sort_label": dict(sorts)[ticket_filters.sort_applied(filters)],
             "now": timezone.now(),
+            "count_limit": number_format(paging.COUNT_LIMIT, force_grouping=True),
             "is_staff_member": staff,
             "organizations": Organization.objects.values_list("id", "name") if staff else [],
             "assignees": access.assignable_users().values_list("id", "username") if staff else [],
-            "query_without_page": _query_without(request, "page"),
+            "query_without_page": _query_without(request, "page", "after", "before"),
+            "paginator": paginator,
+            "keyset": walkable,
         },
     )
 
@@ -215,10 +222,23 @@ def _per_page(request: HttpRequest) -> int:
     return wanted if wanted in PER_PAGE_CHOICES else settings.TICKETS_PER_PAGE
 
 
-def _query_without(request: HttpRequest, key: str) -> str:
+def _query_without(request: HttpRequest, *keys: str) -> str:
     params = request.GET.copy()
-    params.pop(key, None)
+    for key in keys:
+        params.pop(key, None)
     return params.urlencode()
+
+
+def _keyset_page(request: HttpRequest, queryset, ordering: tuple, per_page: int) -> keyset.KeysetPage | None:
+    """The page after (?after=ID) or before (?before=ID) a ticket the user may see; None without one,
+    or when nothing is left before it (then the list starts over at page 1)."""
+    backwards = "before" in request.GET and "after" not in request.GET
+    anchor_id = ticket_filters.database_id(request.GET.get("before" if backwards else "after", ""))
+    anchor = access.visible_tickets(request.user).filter(pk=anchor_id).first() if anchor_id else None
+    if anchor is None:
+        return None
+    page = keyset.page(queryset, ordering, anchor, per_page, backwards=backwards)
+    return page if page.object_list else None
 
 
 def _add_errors(form, error: ValidationError) -> None:

@@ -293,11 +293,16 @@ def test_pagination_keeps_the_filters(helpdesk, as_user):
     for n in range(12):
         tickets.open_ticket(author=helpdesk.alice, title=f"Paged {n}", description="d")
     client = as_user(helpdesk.alice)
-    first = client.get("/tickets/?search=Paged&per_page=10")
+    first = client.get("/tickets/?search=Paged&per_page=10&sort=newest")
     assert len(first.context["page"].object_list) == 10
-    assert "?search=Paged&amp;per_page=10&amp;page=2" in first.content.decode()
-    second = client.get("/tickets/?search=Paged&per_page=10&page=2")
+    last = first.context["page"].object_list[9]
+    assert f"?search=Paged&amp;per_page=10&amp;sort=newest&amp;after={last.pk}" in first.content.decode()
+    second = client.get(f"/tickets/?search=Paged&per_page=10&sort=newest&after={last.pk}")
     assert [t.title for t in second.context["page"].object_list] == ["Paged 1", "Paged 0"]
+    by_priority = client.get("/tickets/?search=Paged&per_page=10&sort=priority")
+    assert "?search=Paged&amp;per_page=10&amp;sort=priority&amp;page=2" in by_priority.content.decode()
+    by_number = client.get("/tickets/?search=Paged&per_page=10&sort=priority&page=2")
+    assert len(by_number.context["page"].object_list) == 2  # page numbers where the order has no keyset
     assert client.get("/tickets/?page=999").status_code == 200
 
 

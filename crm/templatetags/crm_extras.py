@@ -44,6 +44,21 @@ def page_query(query_without_page: str, number: int) -> str:
     return f"{query_without_page}&page={number}" if query_without_page else f"page={number}"
 
 
+@register.simple_tag
+def anchor_query(query_without_page: str, direction: str, ticket_id: int) -> str:
+    """The list's query with ?after=ID or ?before=ID (keyset pages, crm/keyset.py)."""
+    return (
+        f"{query_without_page}&{direction}={ticket_id}" if query_without_page else f"{direction}={ticket_id}"
+    )
+
+
+@register.filter
+def last_pk(objects) -> int | None:
+    """The last row's id (a page's rows are a list or an evaluated queryset slice)."""
+    rows = list(objects)
+    return rows[-1].pk if rows else None
+
+
 @register.filter
 def audit_rows(changes: dict) -> list[tuple[str, str, str]]:
     """(field label, old, new) for each [old, new] pair in an ActivityLog's changes."""

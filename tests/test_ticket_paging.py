@@ -1,0 +1,167 @@
+"""Pages of the ticket list that never count the whole table (crm/paging.py): exact counts below the
+limit, "more than" above it, page numbers that keep working; and the API's cursor pages, which visit
+each ticket once while tickets are being created."""
+
+import html
+import re
+
+import pytest
+
+from crm import paging, tickets
+from crm.models import Ticket
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def many(helpdesk):
+    """24 tickets in Acme (23 + the fixture's printer), and Globex's one that Alice never sees. Titles
+    run against creation order, and eight tickets share one creation time: a keyset must compare every
+    part of the order, the id included, to walk them."""
+    for n in range(23):
+        tickets.open_ticket(author=helpdesk.alice, title=f"Batch {22 - n:02}", description="d")
+    same_time = Ticket.objects.get(title="Batch 10").created_at
+    Ticket.objects.filter(title__in=[f"Batch {n:02}" for n in range(5, 13)]).update(created_at=same_time)
+    return helpdesk
+
+
+def test_a_count_exactly_at_the_limit_is_exact(many, as_user, monkeypatch):
+    monkeypatch.setattr(paging, "COUNT_LIMIT", 24)
+    client = as_user(many.alice)
+    assert "24 tickets" in client.get("/tickets/", {"per_page": 10}).content.decode()
+    by_priority = client.get("/tickets/", {"per_page": 10, "sort": "priority"}).content.decode()
+    assert "Page 1 of 3 (24 tickets)" in by_priority
+    assert "last »" in by_priority  # the last page is known
+
+
+def test_a_count_past_the_limit_says_more_than_and_page_numbers_still_work(many, as_user, monkeypatch):
+    monkeypatch.setattr(paging, "COUNT_LIMIT", 23)
+    client = as_user(many.alice)
+    assert "More than 23 tickets" in client.get("/tickets/", {"per_page": 10}).content.decode()
+
+    def numbered(number: int):
+        return client.get("/tickets/", {"per_page": 10, "sort": "priority", "page": number})
+
+    text = numbered(1).content.decode()
+    assert "Page 1 (more than 23 tickets)" in text
+    assert 'rel="next"' in text and "last »" not in text  # the count does not know the last page
+    third = numbered(3)
+    assert len(third.context["page"].object_list) == 4 and 'rel="next"' not in third.content.decode()
+    seen = [ticket.pk for number in (1, 2, 3) for ticket in numbered(number).context["page"]]
+    assert sorted(seen) == sorted(Ticket.objects.filter(organization=many.acme).values_list("pk", flat=True))
+    assert numbered(9).context["page"].number == 1
+    for n in range(6):  # 30: the third page is exactly full, and the last
+        tickets.open_ticket(author=many.alice, title=f"More {n}", description="d")
+    third = numbered(3)
+    assert len(third.context["page"].object_list) == 10 and 'rel="next"' not in third.content.decode()
+
+
+def follow(client, url: str, rel: str, during=None) -> list[int]:
+    """Follow the page's rel=next (or prev) links from `url` to the end; the ids seen, page by page."""
+    seen = []
+    while url:
+        assert len(seen) < 200, "the links go round in circles"
+        response = client.get(url)
+        seen += [ticket.pk for ticket in response.context["page"].object_list]
+        if during:
+            during()
+        found = re.search(rf'<a href="\?([^"]+)" rel="{rel}">', response.content.decode())
+        url = "/tickets/?" + html.unescape(found[1]) if found else None
+    return seen
+
+
+@pytest.mark.parametrize("sort", ["newest", "oldest", "updated", "title"])
+def test_keyset_pages_visit_each_ticket_once_forward_and_back_while_tickets_are_created(many, as_user, sort):
+    client = as_user(many.alice)
+    expected = [t.pk for t in client.get("/tickets/", {"sort": sort, "per_page": 100}).context["page"]]
+
+    def someone_writes() -> None:
+        tickets.open_ticket(author=many.alice, title="Meanwhile", description="d")
+
+    forward = follow(client, f"/tickets/?sort={sort}&per_page=10", "next", someone_writes)
+    if sort in ("oldest", "title"):  # new tickets sort after the walk's end: they are met at the end
+        forward = [pk for pk in forward if pk in expected]
+    assert forward == expected
+    last = client.get(f"/tickets/?sort={sort}&per_page=10&after={expected[-11]}")
+    assert [t.pk for t in last.context["page"]] == expected[-10:]
+    backward = follow(
+        client, f"/tickets/?sort={sort}&per_page=10&before={expected[-10]}", "prev", someone_writes
+    )
+    if sort in ("newest", "updated"):  # new tickets come before the walk's start: they are met at the start
+        backward = [pk for pk in backward if pk in expected]
+    pages = [backward[i : i + 10] for i in range(0, len(backward), 10)]
+    assert sorted(backward) == sorted(expected[:-10]) and len(set(backward)) == len(backward)
+    assert all(page == [pk for pk in expected if pk in page] for page in pages)  # each page in order
+
+
+def test_a_keyset_anchor_one_may_not_see_is_ignored(many, as_user):
+    client = as_user(many.alice)
+    probing = client.get("/tickets/", {"after": many.globex_ticket.pk})
+    assert probing.context["page"].number == 1  # the first page, as without the anchor
+    assert many.globex_ticket.pk not in [t.pk for t in probing.context["page"]]
+    assert client.get("/tickets/", {"after": "1; DROP TABLE crm_ticket"}).status_code == 200
+
+
+def test_the_api_counts_up_to_the_limit_and_keeps_its_page_numbers(many, as_user, monkeypatch, settings):
+    monkeypatch.setattr(paging, "COUNT_LIMIT", 23)
+    client = as_user(many.alice)
+    body = client.get("/api/tickets/").json()
+    assert (body["count"], body["count_exact"], len(body["results"])) == (23, False, 24)
+    monkeypatch.setattr(paging, "COUNT_LIMIT", 24)
+    body = client.get("/api/tickets/").json()
+    assert (body["count"], body["count_exact"]) == (24, True)
+    assert client.get("/api/tickets/", {"page": 2}).status_code == 404  # 24 rows, one page of 25
+
+
+def acme_newest_first(world) -> list[int]:
+    ordered = Ticket.objects.filter(organization=world.acme).order_by("-created_at", "-id")
+    return list(ordered.values_list("pk", flat=True))
+
+
+def walk(client, first_url: str, link: str, during=None) -> list[int]:
+    seen, url = [], first_url
+    while url:
+        body = client.get(url).json()
+        seen += [ticket["id"] for ticket in body["results"]]
+        if during:
+            during()
+        url = body[link]
+    return seen
+
+
+def test_cursor_pages_visit_each_ticket_once_while_tickets_are_created(many, as_user, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "PAGE_SIZE": 4}
+    client = as_user(many.alice)
+    before = list(
+        Ticket.objects.filter(organization=many.acme)
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)
+    )
+    created = []
+
+    def someone_writes() -> None:
+        created.append(tickets.open_ticket(author=many.alice, title="Meanwhile", description="d").pk)
+
+    forward = walk(client, "/api/tickets/?cursor=", "next", someone_writes)
+    assert forward == before  # every ticket there at the start, once, in order; none of the new ones
+    last_page = client.get("/api/tickets/?cursor=").json()
+    while last_page["next"]:
+        last_page = client.get(last_page["next"]).json()
+    backward = walk(client, last_page["previous"], "previous", someone_writes)
+    newest_first = list(
+        Ticket.objects.filter(organization=many.acme)
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)
+    )
+    ends = [ticket["id"] for ticket in last_page["results"]]
+    assert sorted(backward + ends) == sorted(newest_first) and len(set(backward)) == len(backward)
+    assert many.globex_ticket.pk not in forward + backward
+
+
+def test_cursor_pages_follow_the_lists_sort_and_refuse_one_they_cannot_keep(many, as_user):
+    client = as_user(many.alice)
+    titles = [t["title"] for t in client.get("/api/tickets/?cursor=&sort=title").json()["results"]]
+    assert titles == sorted(titles) and titles[0] == "Acme printer jammed"
+    refused = client.get("/api/tickets/?cursor=&sort=priority")
+    assert refused.status_code == 400
+    assert "newest, oldest, updated or title" in str(refused.json()["cursor"])
