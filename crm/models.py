@@ -5,10 +5,12 @@ Names follow the model contract in shared/DESIGN.md; other apps and the tests re
 
 import re
 import secrets
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -61,6 +63,10 @@ class UserProfile(models.Model):
         return f"{self.user} ({self.get_role_display()})"
 
 
+PRIORITY_ORDER = ("urgent", "high", "normal", "low")  # the list's "priority" order, most urgent first
+NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
 class Ticket(models.Model):
     class Status(models.TextChoices):
         NEW = "new", _("New")
@@ -101,6 +107,21 @@ class Ticket(models.Model):
     response_due_at = models.DateTimeField(_("first answer due"), null=True, blank=True)
     due_at = models.DateTimeField(_("due"), null=True, blank=True)
     first_response_at = models.DateTimeField(_("first answered"), null=True, blank=True)
+    # Sort keys the database computes (virtual columns: no storage, nothing for the code to keep up to
+    # date) so that the list's "priority" and "due" orders read an index instead of sorting the table.
+    priority_rank = models.GeneratedField(
+        expression=Case(
+            *(When(priority=p, then=Value(rank)) for rank, p in enumerate(PRIORITY_ORDER)),
+            default=Value(len(PRIORITY_ORDER)),
+        ),
+        output_field=models.PositiveSmallIntegerField(),
+        db_persist=False,
+    )
+    due_order = models.GeneratedField(
+        expression=Coalesce(F("due_at"), Value(NO_DUE_DATE)),  # no due date: after every due date
+        output_field=models.DateTimeField(),
+        db_persist=False,
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -113,6 +134,15 @@ class Ticket(models.Model):
             models.Index(fields=["organization", "status", "-created_at"], name="crm_ticket_org_status_idx"),
             # Overdue: open tickets past due_at, soonest first (the filter, the sort, the status count).
             models.Index(fields=["status", "due_at"], name="crm_ticket_status_due_idx"),
+            # Each filter of the list with its default order, and each order of the list
+            # (crm/ticket_filters.py; tests/test_ticket_list_plans.py reads their EXPLAIN on MariaDB).
+            models.Index(fields=["organization", "-created_at", "-id"], name="crm_ticket_org_created_idx"),
+            models.Index(fields=["priority", "-created_at", "-id"], name="crm_ticket_priority_idx"),
+            models.Index(fields=["assigned_to", "-created_at", "-id"], name="crm_ticket_assignee_idx"),
+            models.Index(fields=["-updated_at", "-id"], name="crm_ticket_updated_idx"),
+            models.Index(fields=["title", "id"], name="crm_ticket_title_idx"),
+            models.Index(fields=["priority_rank", "-created_at", "-id"], name="crm_ticket_priority_rank_idx"),
+            models.Index(fields=["due_order", "id"], name="crm_ticket_due_order_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -5,23 +5,19 @@ Unknown or malformed values are ignored rather than rejected: a stale bookmark s
 
 from dataclasses import dataclass, field
 
-from django.db.models import Case, F, IntegerField, QuerySet, Value, When
+from django.db.models import QuerySet
 from django.http import QueryDict
 
 from crm import access, due_dates, search
 from crm.models import Ticket
 
-_PRIORITY_RANK = Case(
-    *(When(priority=p, then=Value(rank)) for rank, p in enumerate(["urgent", "high", "normal", "low"])),
-    output_field=IntegerField(),
-)
 SORTS: dict[str, tuple] = {
     "newest": ("-created_at", "-id"),
     "oldest": ("created_at", "id"),
     "updated": ("-updated_at", "-id"),
-    "priority": (_PRIORITY_RANK.asc(), "-created_at", "-id"),
+    "priority": ("priority_rank", "-created_at", "-id"),
     "title": ("title", "id"),
-    "due": (F("due_at").asc(nulls_last=True), "id"),
+    "due": ("due_order", "id"),  # due_at, tickets without one last
 }
 DEFAULT_SORT = "newest"
 RELEVANCE = "relevance"  # a search's own order (crm/search.py), where the database can rank

@@ -28,6 +28,11 @@ RENAME = 'migrations.RenameField("ticket", "title", "subject")'
 ALTER = 'migrations.AlterField("ticket", "title", models.CharField(max_length=300))'
 SQL = 'migrations.RunSQL("UPDATE crm_ticket SET x = 1", "")'
 TABLE = 'migrations.CreateModel("Tag", [("id", models.BigAutoField(primary_key=True))])'
+VIRTUAL = (
+    'migrations.AddField("ticket", "rank", models.GeneratedField(db_persist=False, '
+    'expression=models.F("id"), output_field=models.IntegerField()))'
+)
+STORED = VIRTUAL.replace("db_persist=False", "db_persist=True")
 
 
 @pytest.mark.parametrize(
@@ -37,6 +42,8 @@ TABLE = 'migrations.CreateModel("Tag", [("id", models.BigAutoField(primary_key=T
         (migration(WITH_DB_DEFAULT), ONLINE, "AddField with a database default"),
         (migration(WITH_DEFAULT_ONLY), BLOCKING, "NOT NULL column without db_default"),
         (migration(INDEX), ONLINE, "AddIndex adds an index"),
+        (migration(VIRTUAL), ONLINE, "AddField of a virtual generated column"),
+        (migration(STORED), BLOCKING, "NOT NULL column without db_default"),  # written into every row
         (migration(TABLE, INDEX), ONLINE, "CreateModel creates a table"),
         (migration(BACKFILL), ONLINE, "RunPython with reverse_code"),
         (migration(BACKFILL_KEYWORD), ONLINE, "RunPython with reverse_code"),
@@ -84,6 +91,8 @@ def test_this_projects_own_migrations_are_classified():
     assert kinds["0002_ticket_resolution_notes"] == BLOCKING  # a NOT NULL column with a Python default
     assert kinds["0003_fill_resolution_notes"] == ONLINE  # a reversible backfill
     assert kinds["0004_ticketattachment_original_name"] == ONLINE  # db_default: the old code still inserts
+    assert kinds["0008_search_fulltext"] == BLOCKING  # InnoDB locks writes to build a first FULLTEXT index
+    assert kinds["0009_list_sort_keys_and_indexes"] == ONLINE  # virtual columns and indexes
 
 
 LEGACY_NULLABLE = migration('migrations.AddField("ticket", "legacy", models.TextField(null=True))')

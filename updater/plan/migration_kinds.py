@@ -177,6 +177,13 @@ def _optional_column(field: ast.expr | str | None) -> str | None:
     keywords = {kw.arg: kw.value for kw in field.keywords}
     if field_type == "ManyToManyField":
         return "of a many-to-many field (a table of its own)"
+    if field_type == "GeneratedField":
+        persisted = keywords.get("db_persist")
+        # A virtual column is computed on read: adding it is instant and no INSERT ever names it. A
+        # stored one is written into every row, which rebuilds the table.
+        if isinstance(persisted, ast.Constant) and persisted.value is False:
+            return "of a virtual generated column (computed by the database, never written)"
+        return None
     null = keywords.get("null")
     if isinstance(null, ast.Constant) and null.value is True:
         return "of a nullable column"
