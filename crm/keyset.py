@@ -5,8 +5,8 @@ thousand pages; a keyset page starts where the index says the anchor ticket sits
 It also stays put while tickets are being created: a new ticket lands before the anchor or after it,
 never shifting the rows of the next page, so walking next (or previous) visits each ticket once.
 
-Only orders made of plain columns ending in the id can be walked this way (newest, oldest, updated,
-title); the others (priority, due, relevance) keep page numbers.
+Only orders made of plain columns ending in the id can be walked this way: every order of the list
+(priority and due through their computed columns) but a search's relevance, which keeps page numbers.
 """
 
 from dataclasses import dataclass

@@ -28,8 +28,8 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     queryset = ticket_filters.with_related(ticket_filters.apply(access.visible_tickets(user), filters, user))
     per_page = _per_page(request)
     paginator = paging.CappedPaginator(queryset, per_page)
-    ordering = ticket_filters.SORTS[ticket_filters.sort_applied(filters)]
-    walkable = not filters.ranked and keyset.walkable(ordering)
+    ordering = ticket_filters.SORTS.get(ticket_filters.sort_applied(filters))  # None: by relevance
+    walkable = ordering is not None and keyset.walkable(ordering)
     page = _keyset_page(request, queryset, ordering, per_page) if walkable else None
     page = page or paginator.get_page(request.GET.get("page"))
     staff = access.is_staff_member(user)

@@ -299,10 +299,8 @@ def test_pagination_keeps_the_filters(helpdesk, as_user):
     assert f"?search=Paged&amp;per_page=10&amp;sort=newest&amp;after={last.pk}" in first.content.decode()
     second = client.get(f"/tickets/?search=Paged&per_page=10&sort=newest&after={last.pk}")
     assert [t.title for t in second.context["page"].object_list] == ["Paged 1", "Paged 0"]
-    by_priority = client.get("/tickets/?search=Paged&per_page=10&sort=priority")
-    assert "?search=Paged&amp;per_page=10&amp;sort=priority&amp;page=2" in by_priority.content.decode()
     by_number = client.get("/tickets/?search=Paged&per_page=10&sort=priority&page=2")
-    assert len(by_number.context["page"].object_list) == 2  # page numbers where the order has no keyset
+    assert len(by_number.context["page"].object_list) == 2  # old page-number links keep working
     assert client.get("/tickets/?page=999").status_code == 200
 
 
