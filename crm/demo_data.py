@@ -1,10 +1,11 @@
 """Demo data for trying the helpdesk and for benchmarks: organizations, people, tickets, history.
 
-Everything is written with bulk_create in batches inside one transaction, and password hashes are
-computed once per role, so 100,000 tickets load in well under a minute on MariaDB. Running it again
+Everything is written in multi-row INSERTs in batches inside one transaction, and password hashes are
+computed once per role, so a million tickets load in minutes on MariaDB. Running it again
 reuses the organizations and people it created before and adds more tickets.
 """
 
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from crm.models import ActivityLog, Organization, Ticket, TicketComment, UserProfile
@@ -192,24 +194,54 @@ def _ensure_people(organizations: list[Organization]):
 
 
 def _create_tickets(rng, count, organizations, agents, customers_by_org, batch_size) -> tuple[int, int, int]:
+    """Tickets with their comments and history, as rows: building a model instance and letting
+    bulk_create prepare each of its values cost four times the database's own time. Ids are given
+    (after the highest one), so that comments and history can point at their tickets in the same batch;
+    the seed runs in one transaction, and refuses production databases."""
+    first_id = (Ticket.objects.aggregate(highest=Max("id"))["highest"] or 0) + 1
     comments = activities = 0
     for batch in _batches(range(count), batch_size):
-        tickets = [_random_ticket(rng, organizations, agents, customers_by_org) for _ in batch]
-        Ticket.objects.bulk_create(tickets, batch_size=batch_size)
-        if any(ticket.pk is None for ticket in tickets):
-            raise RuntimeError("the database did not return ids from bulk_create; seed_demo needs them")
+        tickets = [_random_ticket(rng, first_id + n, organizations, agents, customers_by_org) for n in batch]
         new_comments, new_activities = [], []
         for ticket in tickets:
             new_comments += _random_comments(rng, ticket, agents)
             new_activities += _history(ticket)
-        TicketComment.objects.bulk_create(new_comments, batch_size=batch_size)
-        ActivityLog.objects.bulk_create(new_activities, batch_size=batch_size)
+        _insert(Ticket, tickets)
+        _insert(TicketComment, new_comments)
+        _insert(ActivityLog, new_activities)
         comments += len(new_comments)
         activities += len(new_activities)
     return count, comments, activities
 
 
-def _random_ticket(rng, organizations, agents, customers_by_org) -> Ticket:
+def _insert(model, rows: list[dict]) -> None:
+    """INSERT rows (dicts keyed by column) in multi-row statements; datetimes and JSON adapted as Django
+    would, the other values are already what the database stores."""
+    if not rows:
+        return
+    fields = [field for field in model._meta.concrete_fields if field.attname in rows[0]]
+    adapt = [_adapter(field) for field in fields]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    table = connection.ops.quote_name(model._meta.db_table)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608 (names from the model)
+    values = [
+        tuple(convert(row[field.attname]) for field, convert in zip(fields, adapt, strict=True))
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, values)
+
+
+def _adapter(field):
+    if isinstance(field, models.DateTimeField):
+        return connection.ops.adapt_datetimefield_value
+    if isinstance(field, models.JSONField):
+        return json.dumps
+    return lambda value: value
+
+
+def _random_ticket(rng, ticket_id: int, organizations, agents, customers_by_org) -> dict:
     org = rng.choice(organizations)
     status = rng.choices(list(_STATUS_WEIGHTS), weights=list(_STATUS_WEIGHTS.values()))[0]
     now = timezone.now()
@@ -217,49 +249,54 @@ def _random_ticket(rng, organizations, agents, customers_by_org) -> Ticket:
     done = status in ("resolved", "closed")
     resolved_at = min(created_at + timedelta(minutes=rng.randint(5, 7 * 24 * 60)), now) if done else None
     subject, problem = rng.choice(_SUBJECTS), rng.choice(_PROBLEMS)
-    return Ticket(
-        title=f"{subject.capitalize()} {problem}",
-        description=f"Our {subject} {problem}. {rng.choice(_DETAILS)}",
-        status=status,
-        priority=rng.choices(list(_PRIORITY_WEIGHTS), weights=list(_PRIORITY_WEIGHTS.values()))[0],
-        created_by=rng.choice(customers_by_org[org.pk]),
-        assigned_to=rng.choice(agents) if status != "new" else None,
-        organization=org,
-        created_at=created_at,
-        updated_at=resolved_at or created_at,
-        resolved_at=resolved_at,
-        resolution_notes="Fixed by the demo agent." if done and rng.random() < 0.7 else "",
-    )
+    return {
+        "id": ticket_id,
+        "title": f"{subject.capitalize()} {problem}",
+        "description": f"Our {subject} {problem}. {rng.choice(_DETAILS)}",
+        "status": status,
+        "priority": rng.choices(list(_PRIORITY_WEIGHTS), weights=list(_PRIORITY_WEIGHTS.values()))[0],
+        "created_by_id": rng.choice(customers_by_org[org.pk]).pk,
+        "assigned_to_id": rng.choice(agents).pk if status != "new" else None,
+        "organization_id": org.pk,
+        "created_at": created_at,
+        "updated_at": resolved_at or created_at,
+        "resolved_at": resolved_at,
+        "resolution_notes": "Fixed by the demo agent." if done and rng.random() < 0.7 else "",
+    }
 
 
-def _random_comments(rng, ticket: Ticket, agents) -> list[TicketComment]:
+def _random_comments(rng, ticket: dict, agents) -> list[dict]:
     return [
-        TicketComment(
-            ticket=ticket,
-            author=ticket.assigned_to or rng.choice(agents),
-            body=rng.choice(_COMMENTS),
-            is_internal=rng.random() < 0.2,
-            created_at=ticket.created_at + timedelta(minutes=10 * (n + 1)),
-        )
+        {
+            "ticket_id": ticket["id"],
+            "author_id": ticket["assigned_to_id"] or rng.choice(agents).pk,
+            "body": rng.choice(_COMMENTS),
+            "is_internal": rng.random() < 0.2,
+            "created_at": ticket["created_at"] + timedelta(minutes=10 * (n + 1)),
+        }
         for n in range(rng.randint(0, 3))
     ]
 
 
-def _history(ticket: Ticket) -> list[ActivityLog]:
+def _history(ticket: dict) -> list[dict]:
     entries = [
-        ActivityLog(
-            ticket=ticket, actor=ticket.created_by, action="created", changes={}, created_at=ticket.created_at
-        )
+        {
+            "ticket_id": ticket["id"],
+            "actor_id": ticket["created_by_id"],
+            "action": "created",
+            "changes": {},
+            "created_at": ticket["created_at"],
+        }
     ]
-    if ticket.status != "new":
+    if ticket["status"] != "new":
         entries.append(
-            ActivityLog(
-                ticket=ticket,
-                actor=ticket.assigned_to,
-                action="updated",
-                changes={"status": ["new", ticket.status]},
-                created_at=ticket.resolved_at or ticket.created_at + timedelta(minutes=5),
-            )
+            {
+                "ticket_id": ticket["id"],
+                "actor_id": ticket["assigned_to_id"],
+                "action": "updated",
+                "changes": {"status": ["new", ticket["status"]]},
+                "created_at": ticket["resolved_at"] or ticket["created_at"] + timedelta(minutes=5),
+            }
         )
     return entries
 
