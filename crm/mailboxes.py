@@ -15,6 +15,7 @@ Passwords come from 0600 files named in settings, never from the environment or 
 import imaplib
 import poplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,12 +116,7 @@ def from_imap(server: Server) -> list[intake.Outcome]:
         _status, found = mailbox.uid("SEARCH", None, "UNSEEN")
         for uid in found[0].split():
             _status, answer = mailbox.uid("FETCH", uid, "(RFC822.SIZE)")
-            size = _imap_size(answer)
-            if size > settings.INTAKE_MAX_BYTES:
-                outcomes.append(intake.Outcome(intake.REFUSED, intake.too_large(size)))
-            else:
-                _status, data = mailbox.uid("FETCH", uid, "(BODY.PEEK[])")
-                outcomes.append(intake.receive(data[0][1]))
+            outcomes.append(_receive_listed(_imap_size(answer), lambda uid=uid: _imap_body(mailbox, uid)))
             mailbox.uid("STORE", uid, "+FLAGS", "(\\Seen)")
     finally:
         mailbox.logout()
@@ -148,11 +144,7 @@ def from_pop3(server: Server) -> list[intake.Outcome]:
         _response, listing, _octets = mailbox.list()
         for entry in listing:
             number, size = (int(field) for field in entry.split()[:2])
-            if size > settings.INTAKE_MAX_BYTES:
-                outcomes.append(intake.Outcome(intake.REFUSED, intake.too_large(size)))
-            else:
-                _response, lines, _octets = mailbox.retr(number)
-                outcomes.append(intake.receive(b"\r\n".join(lines) + b"\r\n"))
+            outcomes.append(_receive_listed(size, lambda number=number: _pop3_body(mailbox, number)))
             mailbox.dele(number)
         mailbox.quit()  # the deletions take effect here, and only here
     except (OSError, poplib.error_proto) as error:
@@ -162,6 +154,23 @@ def from_pop3(server: Server) -> list[intake.Outcome]:
         mailbox.close()
         raise
     return outcomes
+
+
+def _receive_listed(size: int, fetch: Callable[[], bytes]) -> intake.Outcome:
+    """A message the server lists at `size` bytes: refused unread when over INTAKE_MAX_BYTES."""
+    if size > settings.INTAKE_MAX_BYTES:
+        return intake.Outcome(intake.REFUSED, intake.too_large(size))
+    return intake.receive(fetch())
+
+
+def _imap_body(mailbox: imaplib.IMAP4, uid: bytes) -> bytes:
+    _status, data = mailbox.uid("FETCH", uid, "(BODY.PEEK[])")
+    return data[0][1]
+
+
+def _pop3_body(mailbox: poplib.POP3, number: int) -> bytes:
+    _response, lines, _octets = mailbox.retr(number)
+    return b"\r\n".join(lines) + b"\r\n"
 
 
 def _imap_size(answer: list) -> int:
