@@ -65,7 +65,7 @@ def _row_by_row(count: int) -> None:
     from django.db import transaction
 
     from crm import demo_data
-    from crm.models import ActivityLog, Organization, TicketComment, UserProfile
+    from crm.models import ActivityLog, Organization, Ticket, TicketComment, UserProfile
 
     rng = random.Random(1)
     organizations = list(Organization.objects.all()[:100])
@@ -75,12 +75,12 @@ def _row_by_row(count: int) -> None:
         customers.setdefault(profile.organization_id, []).append(profile.user)
     with transaction.atomic():
         for _ in range(count):
-            ticket = demo_data._random_ticket(rng, organizations, agents, customers)
-            ticket.save()
-            for comment in demo_data._random_comments(rng, ticket, agents):
-                TicketComment.save(comment)
-            for entry in demo_data._history(ticket):
-                ActivityLog.save(entry)
+            row = demo_data._random_ticket(rng, None, organizations, agents, customers)
+            row["id"] = Ticket.objects.create(**{k: v for k, v in row.items() if k != "id"}).pk
+            for comment in demo_data._random_comments(rng, row, agents):
+                TicketComment.objects.create(**comment)
+            for entry in demo_data._history(row):
+                ActivityLog.objects.create(**entry)
 
 
 if __name__ == "__main__":

@@ -241,7 +241,7 @@ def _adapter(field):
     return lambda value: value
 
 
-def _random_ticket(rng, ticket_id: int, organizations, agents, customers_by_org) -> dict:
+def _random_ticket(rng, ticket_id: int | None, organizations, agents, customers_by_org) -> dict:
     org = rng.choice(organizations)
     status = rng.choices(list(_STATUS_WEIGHTS), weights=list(_STATUS_WEIGHTS.values()))[0]
     now = timezone.now()

@@ -33,8 +33,10 @@ class MariaDBServer:
 
     user = "helpdesk"
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, buffer_pool: str = "256M") -> None:
+        """buffer_pool: InnoDB's cache; benchmarks of large tables give it what such a server would."""
         self.base_dir = Path(base_dir)
+        self.buffer_pool = buffer_pool
         self.datadir = self.base_dir / "data"
         self.socket = self.base_dir / "mariadb.sock"
         self.error_log = self.base_dir / "error.log"
@@ -82,7 +84,7 @@ class MariaDBServer:
                 f"--log-error={self.error_log}",
                 "--skip-name-resolve",
                 "--skip-log-bin",
-                "--innodb-buffer-pool-size=256M",
+                f"--innodb-buffer-pool-size={self.buffer_pool}",
                 "--innodb-flush-log-at-trx-commit=0",
                 "--innodb-doublewrite=0",
                 "--character-set-server=utf8mb4",
