@@ -138,6 +138,10 @@ class Ticket(models.Model):
             # (crm/ticket_filters.py; tests/test_ticket_list_plans.py reads their EXPLAIN on MariaDB).
             models.Index(fields=["organization", "-created_at", "-id"], name="crm_ticket_org_created_idx"),
             models.Index(fields=["priority", "-created_at", "-id"], name="crm_ticket_priority_idx"),
+            # Status and priority together, the list's commonest pair: its count reads the index alone.
+            models.Index(
+                fields=["status", "priority", "-created_at", "-id"], name="crm_ticket_status_priority_idx"
+            ),
             models.Index(fields=["assigned_to", "-created_at", "-id"], name="crm_ticket_assignee_idx"),
             models.Index(fields=["-updated_at", "-id"], name="crm_ticket_updated_idx"),
             models.Index(fields=["title", "id"], name="crm_ticket_title_idx"),
