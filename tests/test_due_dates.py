@@ -73,6 +73,17 @@ def test_the_list_highlights_filters_and_sorts_overdue_tickets(helpdesk, as_user
     assert everything.count('<tr class="overdue">') == 2 and on_time.title in everything
 
 
+def test_the_list_shows_creation_and_due_times_in_the_sites_time_zone(helpdesk, as_user):
+    # 23:30 UTC on the last day of the year is already the next year in Warsaw (UTC+1 in winter).
+    ticket = tickets.open_ticket(author=helpdesk.alice, title="New Year", description="-")
+    created, due = datetime(2026, 12, 31, 23, 30, tzinfo=UTC), datetime(2027, 7, 1, 8, 5, 7, tzinfo=UTC)
+    Ticket.objects.filter(pk=ticket.pk).update(created_at=created, due_at=due)
+
+    row = as_user(helpdesk.agent).get("/tickets/").content.decode()
+    assert '<time datetime="2027-01-01T00:30:00+01:00">2027-01-01 00:30</time>' in row
+    assert '<time datetime="2027-07-01T10:05:07+02:00">2027-07-01 10:05</time>' in row  # summer time
+
+
 def test_overdue_tickets_are_counted_on_the_status_page_and_in_the_metrics(helpdesk, settings):
     late = tickets.open_ticket(author=helpdesk.alice, title="Late", description="-")
     tickets.open_ticket(author=helpdesk.alice, title="On time", description="-")
