@@ -18,6 +18,7 @@ import time
 from io import StringIO
 from pathlib import Path
 
+import psutil
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
@@ -406,9 +407,37 @@ def test_killed_backup_leaves_no_file_that_looks_like_a_backup(tickets_data, tmp
     names = [p.name for p in directory.iterdir()]
     assert not [n for n in names if NAME_PATTERN.match(n) or n.startswith("latest")], names
     assert rotation.list_backups(directory) == []
+    # The kill frees the backup lock at once (a dump tool it had started never inherits it); on a
+    # loaded machine a child caught between fork and exec may hold it a moment longer, never more.
+    lock = backups.lock_path(engine_for())
+    assert _lock_free_within(lock, seconds=10), f"the killed backup's lock is still held by {_openers(lock)}"
     # The next backup clears the debris of the killed one.
     backup()
     assert not list(directory.glob(".*.partial-*"))
+
+
+def _lock_free_within(path: Path, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with locks.hold(path, command="test"):
+                return True
+        except locks.LockHeld:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+def _openers(path: Path) -> list[str]:
+    """The processes that have `path` open, as 'pid name' (for the failure message)."""
+    found = []
+    for process in psutil.process_iter(["pid", "name"]):
+        try:
+            if any(Path(f.path) == path for f in process.open_files()):
+                found.append(f"{process.pid} {process.info['name']}")
+        except psutil.Error:
+            continue
+    return found
 
 
 def test_unreachable_database_is_a_clear_error_and_leaves_nothing(tmp_path, settings):
