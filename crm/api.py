@@ -15,7 +15,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from crm import access, paging, ticket_filters, tickets
+from crm import access, due_dates, paging, ticket_filters, tickets
 from crm.models import Organization, Ticket
 from crm.parsers import SafeJSONParser
 
@@ -24,6 +24,7 @@ class TicketSerializer(serializers.ModelSerializer):
     organization_name = serializers.CharField(source="organization.name", read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True)
     assigned_to_username = serializers.CharField(source="assigned_to.username", read_only=True, default=None)
+    overdue = serializers.SerializerMethodField()
 
     class Meta:
         model = Ticket
@@ -42,8 +43,16 @@ class TicketSerializer(serializers.ModelSerializer):
             "updated_at",
             "resolved_at",
             "resolution_notes",
+            "response_due_at",
+            "due_at",
+            "first_response_at",
+            "overdue",
         ]
         read_only_fields = fields
+
+    def get_overdue(self, ticket: Ticket) -> bool:
+        """As the list shows it (crm/due_dates.py): open and past its due date."""
+        return due_dates.is_overdue(ticket)
 
 
 class TicketCreateSerializer(serializers.Serializer):

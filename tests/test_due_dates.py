@@ -84,6 +84,26 @@ def test_the_list_shows_creation_and_due_times_in_the_sites_time_zone(helpdesk, 
     assert '<time datetime="2027-07-01T10:05:07+02:00">2027-07-01 10:05</time>' in row  # summer time
 
 
+def test_the_api_gives_the_due_dates_and_filters_overdue_tickets(helpdesk, as_user):
+    late = tickets.open_ticket(author=helpdesk.alice, title="Late one", description="-")
+    on_time = tickets.open_ticket(author=helpdesk.alice, title="On time", description="-")
+    done = tickets.open_ticket(author=helpdesk.alice, title="Done late", description="-")
+    overdue_by(late, timedelta(hours=1))
+    overdue_by(done, timedelta(hours=9))
+    tickets.change_ticket(done, helpdesk.agent, {"status": "resolved", "resolution_notes": "fixed"})
+    client = as_user(helpdesk.agent)
+
+    rows = {row["title"]: row for row in client.get("/api/tickets/").json()["results"]}
+    assert [rows[t]["overdue"] for t in ("Late one", "On time", "Done late")] == [True, False, False]
+    late.refresh_from_db()
+    assert datetime.fromisoformat(rows["Late one"]["due_at"]) == late.due_at
+    on_time.refresh_from_db()
+    assert datetime.fromisoformat(rows["On time"]["response_due_at"]) == on_time.response_due_at
+    assert rows["On time"]["first_response_at"] is None
+    overdue = client.get("/api/tickets/", {"overdue": "1"}).json()["results"]
+    assert [row["title"] for row in overdue] == ["Late one"]
+
+
 def test_overdue_tickets_are_counted_on_the_status_page_and_in_the_metrics(helpdesk, settings):
     late = tickets.open_ticket(author=helpdesk.alice, title="Late", description="-")
     tickets.open_ticket(author=helpdesk.alice, title="On time", description="-")
