@@ -22,6 +22,7 @@ from django.db import connection
 from crm import demo_data
 from crm.models import Ticket, TicketAttachment
 from tests.conftest import REPO_ROOT
+from tests.support.tampering import flip_byte
 from tests.test_backups import child_database_url
 from updater.backup import backups, media
 from updater.backup.manifest import BackupInvalid, manifest_path, verify_backup
@@ -110,9 +111,7 @@ def test_stored_files_are_private_and_identical_content_is_stored_once(helpdesk)
 def test_a_tampered_media_file_is_refused_like_a_tampered_dump_and_nothing_changes(helpdesk):
     result = backups.create_backup()
     stored = stored_object(result, next(name for name in attachment_rows() if name.endswith(".pdf")))
-    data = bytearray(stored.read_bytes())
-    data[100] ^= 0xFF
-    stored.write_bytes(bytes(data))
+    flip_byte(stored, offset=100)
     later = attach(Ticket.objects.first(), "after.txt", b"made after the backup\n")
     files_before = media_files()
 

@@ -26,6 +26,7 @@ from django.db import connection, connections
 from crm import demo_data
 from crm.models import Organization, Ticket
 from tests.conftest import REPO_ROOT
+from tests.support.tampering import flip_byte
 from updater.backup import backups, media, rotation
 from updater.backup.engines import defer_secondary_indexes, engine_for
 from updater.backup.manifest import NAME_PATTERN, BackupInvalid, manifest_path
@@ -156,9 +157,7 @@ def test_truncated_backup_is_refused_and_the_database_untouched(tickets_data):
 
 def test_altered_backup_is_refused(tickets_data):
     result = backup()
-    data = bytearray(result.path.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # same size, one bit pattern changed
-    result.path.write_bytes(bytes(data))
+    flip_byte(result.path)
     with pytest.raises(BackupInvalid):
         backups.verify_backup(result.path)
     with pytest.raises(CommandError, match="Refusing to restore"):

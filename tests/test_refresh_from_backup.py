@@ -22,6 +22,7 @@ from rest_framework.authtoken.models import Token
 from crm import demo_data
 from crm.anonymization import placeholder
 from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment, UserProfile
+from tests.support.tampering import flip_byte
 from tests.test_backup_sets import manage_py
 from updater.backup import backups
 from updater.run import maintenance
@@ -178,9 +179,7 @@ def test_it_refuses_prod_a_non_prod_set_and_a_prod_set_without_anonymizing(produ
 
 
 def test_a_corrupt_set_is_refused_before_anything_changes(production):
-    damaged = bytearray(production.path.read_bytes())
-    damaged[len(damaged) // 2] ^= 0xFF
-    production.path.write_bytes(bytes(damaged))
+    flip_byte(production.path)
     with pytest.raises(CommandError, match="refused, nothing was changed") as refused:
         refresh(str(production.path), "--anonymize")
     assert refused.value.returncode == 2

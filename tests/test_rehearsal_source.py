@@ -2,13 +2,13 @@
 schema the live database has now (sparing the live server a dump), else the live database itself."""
 
 import json
-import os
 import time
 
 import pytest
 from django.core.management import call_command
 
 from tests.support.deployments import migrations
+from tests.support.tampering import flip_byte
 from updater.backup import backups
 from updater.backup.manifest import manifest_path
 from updater.plan import rehearsal
@@ -46,11 +46,6 @@ def test_a_backup_that_fails_verification_is_skipped_for_an_older_good_one(tmp_p
     good = backups.create_backup(output=tmp_path)
     time.sleep(1.1)  # backups are named to the second
     bad = backups.create_backup(output=tmp_path)
-    with bad.path.open("r+b") as damaged:  # flip 16 bytes: zeros written over zeros would change nothing
-        middle = os.path.getsize(bad.path) // 2
-        damaged.seek(middle)
-        flipped = bytes(byte ^ 0xFF for byte in damaged.read(16))
-        damaged.seek(middle)
-        damaged.write(flipped)
+    flip_byte(bad.path)
     found = rehearsal.recent_backup(tmp_path, 3600)
     assert found is not None and found.path == good.path
