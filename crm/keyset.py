@@ -45,9 +45,8 @@ def page(
 
     The anchor must belong to `queryset` (the caller looks it up there, so that a ticket one may not
     see cannot be used to probe the order)."""
-    beyond = _beyond(ordering, anchor, backwards)
-    order = _reversed(ordering) if backwards else ordering
-    rows = list(queryset.filter(beyond).order_by(*order)[: per_page + 1])
+    order = reversed_order(ordering) if backwards else ordering
+    rows = list(queryset.filter(beyond(ordering, anchor, backwards)).order_by(*order)[: per_page + 1])
     more = len(rows) > per_page
     rows = rows[:per_page]
     if backwards:
@@ -56,7 +55,7 @@ def page(
     return KeysetPage(rows, has_next=more, has_previous=True)
 
 
-def _beyond(ordering: tuple[str, ...], anchor: Ticket, backwards: bool) -> Q:
+def beyond(ordering: tuple[str, ...], anchor: Ticket, backwards: bool) -> Q:
     """Rows strictly after the anchor in `ordering`: (a > x) or (a = x and b > y) or ... — written as a
     disjunction the database can turn into one index range."""
     condition = Q(pk__in=[])
@@ -70,5 +69,10 @@ def _beyond(ordering: tuple[str, ...], anchor: Ticket, backwards: bool) -> Q:
     return condition
 
 
-def _reversed(ordering: tuple[str, ...]) -> tuple[str, ...]:
+def up_to(ordering: tuple[str, ...], row: Ticket) -> Q:
+    """Rows up to `row` in `ordering`, itself included."""
+    return beyond(ordering, row, backwards=True) | Q(pk=row.pk)
+
+
+def reversed_order(ordering: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(part[1:] if part.startswith("-") else f"-{part}" for part in ordering)

@@ -6,8 +6,8 @@ On MariaDB the words are looked up in InnoDB FULLTEXT indexes (migration 0008: o
 title and description, one over comment bodies) in boolean mode, and a search can be ordered by
 relevance. Elsewhere (SQLite), and on MariaDB for words the index does not hold (shorter than
 innodb_ft_min_token_size, or InnoDB's stopwords), the same rule is applied with a regular expression
-per word: slower, same results. `#123` is ticket 123 itself; a bare `123` finds that ticket and the
-word.
+per word (`\\bword`): slower, same results. `#123` is ticket 123 itself; a bare `123` finds that ticket
+and the word.
 
 The search only narrows the queryset it is given, so organization scoping (crm.access) stays in
 the same query.
@@ -16,12 +16,15 @@ the same query.
 import re
 
 from django.db import connection
-from django.db.models import FloatField, Q, QuerySet
+from django.db.models import Exists, FloatField, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from crm.models import Ticket, TicketComment
 
 FULLTEXT, FALLBACK = "fulltext", "fallback"
+# The fallback's rule written row by row (the comments as a correlated EXISTS): for reading an index
+# in order and stopping at the first page of matches (crm/frequent_search.py), never for a whole table.
+ROW_BY_ROW = "row by row"
 MIN_TOKEN = 3  # InnoDB's innodb_ft_min_token_size default: shorter words are not in the index
 MAX_WORDS = 10
 # InnoDB's default stopword list (INFORMATION_SCHEMA.INNODB_FT_DEFAULT_STOPWORD): never indexed.
@@ -63,7 +66,7 @@ def matching(queryset: QuerySet[Ticket], term: str, engine: str | None = None) -
     found = words(term)
     number = ticket_number(term)
     by_number = Q(pk=number) if number is not None else Q(pk__in=[])
-    if not found or (number is not None and term.strip().startswith("#")):
+    if by_number_only(term):
         return queryset.filter(by_number)  # "#123" is ticket 123, not the word 123
     if (engine or engine_for(found)) == FULLTEXT:
         query = boolean_query(found)
@@ -71,12 +74,20 @@ def matching(queryset: QuerySet[Ticket], term: str, engine: str | None = None) -
     else:
         in_ticket, in_comment = Q(), Q()
         for word in found:
-            pattern = rf"(^|\W){word}"
+            pattern = rf"\b{word}"  # a word starts here (words are \w+, so \b is "after a non-word")
             in_ticket &= Q(title__iregex=pattern) | Q(description__iregex=pattern)
             in_comment &= Q(body__iregex=pattern)
-        public = TicketComment.objects.filter(in_comment, is_internal=False).values("ticket_id")
-        in_text = in_ticket | Q(pk__in=public)
+        public = TicketComment.objects.filter(in_comment, is_internal=False)
+        if engine == ROW_BY_ROW:
+            in_text = in_ticket | Exists(public.filter(ticket_id=OuterRef("pk")))
+        else:
+            in_text = in_ticket | Q(pk__in=public.values("ticket_id"))
     return queryset.filter(in_text | by_number)
+
+
+def by_number_only(term: str) -> bool:
+    """'#123' (or nothing searchable): the term names a ticket, no word is looked up."""
+    return not words(term) or (ticket_number(term) is not None and term.strip().startswith("#"))
 
 
 def boolean_query(found: list[str]) -> str:

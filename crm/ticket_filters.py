@@ -32,6 +32,7 @@ class TicketFilters:
     assignee: str = ""  # "me", "none" or a user id
     overdue: bool = False
     sort: str = DEFAULT_SORT
+    sort_chosen: bool = False  # the sort came from the request, not from the defaults
     ranked: bool = False  # the search's results are in relevance order (set by apply)
     active: dict[str, str] = field(default_factory=dict)  # what was applied, for links that keep it
 
@@ -56,6 +57,7 @@ def parse(params: QueryDict, user) -> TicketFilters:
     filters.overdue = params.get("overdue") == "1"
     if params.get("sort") in SORTS or params.get("sort") == RELEVANCE:
         filters.sort = params["sort"]
+        filters.sort_chosen = True
     elif filters.search:
         filters.sort = RELEVANCE
     filters.active = {

@@ -1,5 +1,7 @@
 """The helpdesk pages. Each view checks access through crm.access and changes tickets through crm.tickets."""
 
+import dataclasses
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,7 +14,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm import access, keyset, paging, ticket_filters, tickets
+from crm import access, frequent_search, keyset, paging, ticket_filters, tickets
 from crm.forms import AttachmentForm, CommentForm, ProfileForm, TicketCreateForm, TicketEditForm
 from crm.models import Organization, Ticket, UserProfile
 
@@ -27,10 +29,24 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     filters = ticket_filters.parse(request.GET, user)
     queryset = ticket_filters.with_related(ticket_filters.apply(access.visible_tickets(user), filters, user))
     per_page = _per_page(request)
+    anchor, backwards = _anchor(request)
+    if filters.search and filters.sort == ticket_filters.RELEVANCE and not filters.sort_chosen:
+        # Unasked-for relevance gives way to the newest first for frequent words, and so do the keyset
+        # pages that such a list links to.
+        page = _frequent_page(request, filters, ticket_filters.DEFAULT_SORT, per_page, anchor, backwards)
+        if page or anchor:
+            filters.sort, filters.ranked = ticket_filters.DEFAULT_SORT, False
+            queryset = queryset.order_by(*ticket_filters.SORTS[filters.sort])
+    elif filters.search and filters.sort != ticket_filters.RELEVANCE:
+        page = _frequent_page(request, filters, filters.sort, per_page, anchor, backwards)
+    else:
+        page = None
     paginator = paging.CappedPaginator(queryset, per_page)
     ordering = ticket_filters.SORTS.get(ticket_filters.sort_applied(filters))  # None: by relevance
     walkable = ordering is not None and keyset.walkable(ordering)
-    page = _keyset_page(request, queryset, ordering, per_page) if walkable else None
+    if page is None and walkable and anchor is not None:
+        page = keyset.page(queryset, ordering, anchor, per_page, backwards=backwards)
+        page = page if page.object_list else None  # nothing left before it: the list starts over
     page = page or paginator.get_page(request.GET.get("page"))
     staff = access.is_staff_member(user)
     sorts = [
@@ -63,6 +79,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
             "query_without_page": _query_without(request, "page", "after", "before"),
             "paginator": paginator,
             "keyset": walkable,
+            "frequent": isinstance(page, frequent_search.FrequentPage),
         },
     )
 
@@ -229,16 +246,26 @@ def _query_without(request: HttpRequest, *keys: str) -> str:
     return params.urlencode()
 
 
-def _keyset_page(request: HttpRequest, queryset, ordering: tuple, per_page: int) -> keyset.KeysetPage | None:
-    """The page after (?after=ID) or before (?before=ID) a ticket the user may see; None without one,
-    or when nothing is left before it (then the list starts over at page 1)."""
+def _anchor(request: HttpRequest) -> tuple[Ticket | None, bool]:
+    """The ticket a keyset page starts after (?after=ID) or before (?before=ID, then True), if the user
+    may see it; (None, False) without one."""
     backwards = "before" in request.GET and "after" not in request.GET
     anchor_id = ticket_filters.database_id(request.GET.get("before" if backwards else "after", ""))
     anchor = access.visible_tickets(request.user).filter(pk=anchor_id).first() if anchor_id else None
-    if anchor is None:
+    return anchor, backwards and anchor is not None
+
+
+def _frequent_page(request, filters, sort: str, per_page: int, anchor, backwards: bool):
+    """A page of a search for frequent words read from the list's index (crm/frequent_search.py), or
+    None when the words are not frequent enough for that (or the database cannot tell)."""
+    if not frequent_search.applies(filters.search):
         return None
-    page = keyset.page(queryset, ordering, anchor, per_page, backwards=backwards)
-    return page if page.object_list else None
+    unsearched = dataclasses.replace(filters, search="", sort=sort)
+    queryset = ticket_filters.with_related(
+        ticket_filters.apply(access.visible_tickets(request.user), unsearched, request.user)
+    )
+    ordering = ticket_filters.SORTS[sort]
+    return frequent_search.page(queryset, filters.search, ordering, per_page, anchor, backwards)
 
 
 def _add_errors(form, error: ValidationError) -> None:
