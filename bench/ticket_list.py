@@ -5,9 +5,10 @@
 Both sides run in the same gunicorn (2 workers) against the same database, logged in as a user who
 sees every ticket: /tickets/ (an agent) and its anchor /admin/crm/ticket/ (a superuser), each for
 page 1, a filtered page, a deep page (the 2,000th page of 25: ours follows its "next" link, an
-"after this ticket" keyset link; the admin's is ?p=2000) and a search for a common word and for a rare
-one (20 tickets). Requests are sequential, after a warm-up; p50/p95 are printed with the admin/ours
-ratio, and the time seed_demo took to load the tickets. Issue #20 goals: p50 <= 15 ms for pages,
+"after this ticket" keyset link; the admin's is ?p=2000) and a search for a common word (in a tenth of
+the tickets), a word in one ticket in 200, and a rare one (20 tickets). Requests are sequential, after
+a warm-up; p50/p95 are printed with the admin/ours ratio, and the time seed_demo took to load the
+tickets. Issue #20 goals: p50 <= 15 ms for pages,
 <= 30 ms for searches, and >= 20x the admin.
 """
 
@@ -28,6 +29,7 @@ from tests.support.mariadb import MariaDBServer  # noqa: E402
 from tests.support.processes import gunicorn_environment, login, start_gunicorn, wait_until_serving  # noqa: E402
 
 RARE_WORD = "kangaroo"
+MID_WORD = "kestrel"  # added to one ticket in 200: 5,000 of a million, too few to be found by a walk
 DEEP_PAGE = 2000
 CASES = [
     ("page 1", "/tickets/", "/admin/crm/ticket/"),
@@ -38,6 +40,7 @@ CASES = [
     ),
     ("deep page", "/tickets/?after={deep_anchor}", f"/admin/crm/ticket/?p={DEEP_PAGE}"),
     ("search", "/tickets/?search=printer", "/admin/crm/ticket/?q=printer"),
+    ("mid word", f"/tickets/?search={MID_WORD}", f"/admin/crm/ticket/?q={MID_WORD}"),
     ("rare word", f"/tickets/?search={RARE_WORD}", f"/admin/crm/ticket/?q={RARE_WORD}"),
 ]
 # Twenty tickets with a word no demo ticket has, spread over the year, one with it only in a comment.
@@ -54,6 +57,14 @@ for n in range(20):
     if n == 0:
         Ticket.objects.filter(pk=ticket.pk).update(description="On the desk")
         tickets.add_comment(ticket, agent, "A {RARE_WORD} again")
+"""
+ADD_MID = f"""
+from django.db.models import F, Value
+from django.db.models.functions import Concat, Mod
+from crm.models import Ticket
+Ticket.objects.alias(slot=Mod(F("id"), 200)).filter(slot=0).update(
+    description=Concat(F("description"), Value(" A {MID_WORD} nests on the roof."))
+)
 """
 # The ticket the 2,000th page of the newest-first list starts after (the last of page 1,999).
 DEEP_ANCHOR = f"""
@@ -85,7 +96,8 @@ def main() -> None:
         seed = ["seed_demo", "--tickets", str(args.tickets), "--orgs", str(args.orgs)]
         subprocess.run([*manage, *seed], env=env, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
         seeded = time.perf_counter() - started
-        subprocess.run([*manage, "shell", "-c", ADD_RARE], env=env, cwd=REPO_ROOT, check=True)
+        for added in (ADD_RARE, ADD_MID):
+            subprocess.run([*manage, "shell", "-c", added], env=env, cwd=REPO_ROOT, check=True)
         shell = [*manage, "shell", "-c", DEEP_ANCHOR]
         deep_anchor = subprocess.run(
             shell, env=env, cwd=REPO_ROOT, check=True, capture_output=True, text=True

@@ -364,6 +364,15 @@ def test_pages_speak_polish_when_the_browser_asks(helpdesk, as_user):
     assert client.get("/tickets/", HTTP_ACCEPT_LANGUAGE="en").content.decode().count("New ticket") >= 1
 
 
+def test_the_list_names_each_status_and_priority_in_the_readers_language(helpdesk, as_user):
+    Ticket.objects.filter(pk=helpdesk.acme_ticket.pk).update(status="in_progress", priority="high")
+    client = as_user(helpdesk.alice)
+    for language, status, priority in (("pl", "W toku", "Wysoki"), ("en", "In progress", "High")):
+        page = client.get("/tickets/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        assert f'<span class="badge status-in_progress">{status}</span>' in page
+        assert f'<span class="badge priority-high">{priority}</span>' in page
+
+
 def test_user_can_switch_language(helpdesk, as_user):
     client = as_user(helpdesk.alice)
     client.post("/i18n/setlang/", {"language": "pl", "next": "/tickets/"})
