@@ -25,6 +25,9 @@ from crm.models import Ticket
 # of 25 is then found only when about 1 ticket in 30 matches.
 SCAN_BUDGET = 3_000
 RANK_LIMIT = 5_000  # estimated matching tickets above which a search is not ranked or counted
+# MariaDB turns EXISTS into a semi-join by default and then reads every comment before the first
+# ticket; with exists_to_in off the comment test stays a lookup per ticket walked.
+WALK_OPTIMIZER = "SET STATEMENT optimizer_switch='exists_to_in=off' FOR "
 _SORT_ABORTED = 1028  # "Sort aborted: LIMIT ROWS EXAMINED", where a sorting plan meets the budget
 
 
@@ -53,8 +56,7 @@ def page(
     after `anchor` (before it, when `backwards`), when the words are frequent; None otherwise."""
     order = keyset.reversed_order(ordering) if backwards else ordering
     walked = queryset.filter(keyset.beyond(ordering, anchor, backwards)) if anchor else queryset
-    matches = search.matching(walked, term, search.ROW_BY_ROW).order_by(*order)
-    ids = _first_ids(matches, per_page + 1)
+    ids = _first_ids(matches_in_order(walked, term, order), per_page + 1)
     if len(ids) <= per_page:
         return None  # the budget ran out first, or the walk found less than a page: not frequent
     last = Ticket.objects.get(pk=ids[-1])
@@ -74,14 +76,16 @@ def page(
     )
 
 
+def matches_in_order(queryset: QuerySet[Ticket], term: str, order: tuple[str, ...]) -> QuerySet[Ticket]:
+    """The walk's query: each ticket tested row by row, in the list's order."""
+    return search.matching(queryset, term, search.ROW_BY_ROW).order_by(*order)
+
+
 def _first_ids(matches: QuerySet[Ticket], count: int) -> list[int]:
     """The ids of the first matches, at most `count`; fewer when SCAN_BUDGET rows were examined first
-    (MariaDB then stops and returns what it found, each a true match in order).
-
-    MariaDB turns EXISTS into a semi-join by default and then reads every comment before the first
-    ticket; exists_to_in=off keeps the comment test a lookup per ticket walked."""
+    (MariaDB then stops and returns what it found, each a true match in order)."""
     sql, params = matches.values_list("pk", flat=True)[:count].query.sql_with_params()
-    statement = f"SET STATEMENT optimizer_switch='exists_to_in=off' FOR {sql} ROWS EXAMINED {SCAN_BUDGET:d}"
+    statement = f"{WALK_OPTIMIZER}{sql} ROWS EXAMINED {SCAN_BUDGET:d}"
     with connection.cursor() as cursor:
         try:
             cursor.execute(statement, params)

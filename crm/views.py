@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -14,7 +15,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm import access, frequent_search, keyset, paging, ticket_filters, tickets
+from crm import access, frequent_search, keyset, paging, ranked_search, ticket_filters, tickets
 from crm.forms import AttachmentForm, CommentForm, ProfileForm, TicketCreateForm, TicketEditForm
 from crm.models import Organization, Ticket, UserProfile
 
@@ -41,7 +42,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         page = _frequent_page(request, filters, filters.sort, per_page, anchor, backwards)
     else:
         page = None
-    paginator = paging.CappedPaginator(queryset, per_page)
+    paginator = _ranked_paginator(request, filters, per_page) or paging.CappedPaginator(queryset, per_page)
     ordering = ticket_filters.SORTS.get(ticket_filters.sort_applied(filters))  # None: by relevance
     walkable = ordering is not None and keyset.walkable(ordering)
     if page is None and walkable and anchor is not None:
@@ -260,12 +261,27 @@ def _frequent_page(request, filters, sort: str, per_page: int, anchor, backwards
     None when the words are not frequent enough for that (or the database cannot tell)."""
     if not frequent_search.applies(filters.search):
         return None
-    unsearched = dataclasses.replace(filters, search="", sort=sort)
-    queryset = ticket_filters.with_related(
-        ticket_filters.apply(access.visible_tickets(request.user), unsearched, request.user)
-    )
     ordering = ticket_filters.SORTS[sort]
+    queryset = _unsearched(request, filters, sort)
     return frequent_search.page(queryset, filters.search, ordering, per_page, anchor, backwards)
+
+
+def _ranked_paginator(request, filters, per_page: int) -> Paginator | None:
+    """Best-match pages counted and read in one statement each (crm/ranked_search.py), when the
+    search is ranked and the database can do that; None otherwise."""
+    if not filters.ranked:
+        return None
+    number = ticket_filters.database_id(request.GET.get("page", "")) or 1
+    expected = slice((number - 1) * per_page, number * per_page)
+    results = ranked_search.ranked_results(_unsearched(request, filters), filters.search, expected)
+    return Paginator(results, per_page) if results is not None else None
+
+
+def _unsearched(request, filters, sort: str = ticket_filters.DEFAULT_SORT):
+    """The list's tickets with every filter but the search (which the caller applies its own way)."""
+    unsearched = dataclasses.replace(filters, search="", sort=sort)
+    queryset = ticket_filters.apply(access.visible_tickets(request.user), unsearched, request.user)
+    return ticket_filters.with_related(queryset)
 
 
 def _add_errors(form, error: ValidationError) -> None:
