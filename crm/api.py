@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Paginator
 from django.utils.translation import gettext as _
 from rest_framework import mixins, pagination, parsers, serializers, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
@@ -15,7 +16,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from crm import access, due_dates, paging, ticket_filters, tickets
+from crm import access, due_dates, paging, ranked_search, ticket_filters, tickets
 from crm.models import Organization, Ticket
 from crm.parsers import SafeJSONParser
 
@@ -82,14 +83,38 @@ class TicketUpdateSerializer(serializers.Serializer):
 
 
 class TicketPages(pagination.PageNumberPagination):
-    """`?page=N` as always, counted up to paging.COUNT_LIMIT (`count_exact` false above it)."""
+    """`?page=N` as always, counted up to paging.COUNT_LIMIT (`count_exact` false above it); a search
+    in best-match order is counted exactly, by the statement that reads its page."""
 
-    django_paginator_class = paging.CappedPaginator
+    def paginate_queryset(self, queryset, request: Request, view=None):
+        ranked = self._ranked(request, view)
+        if ranked is not None:
+            return super().paginate_queryset(ranked, request, view)
+        return super().paginate_queryset(queryset, request, view)
+
+    def django_paginator_class(self, object_list, per_page) -> Paginator:
+        """The paginator for this list (DRF asks its class attribute; a method chooses per list)."""
+        if isinstance(object_list, ranked_search.RankedResults):
+            return paging.SelfCountingPaginator(object_list, per_page)
+        return paging.CappedPaginator(object_list, per_page)
+
+    def _ranked(self, request: Request, view) -> ranked_search.RankedResults | None:
+        filters = getattr(view, "filters", None)
+        if filters is None or not filters.ranked:
+            return None
+        number = ticket_filters.database_id(str(request.query_params.get(self.page_query_param, ""))) or 1
+        size = self.get_page_size(request)
+        visible = access.visible_tickets(request.user)
+        scoped = ticket_filters.with_related(
+            ticket_filters.without_search(visible, filters, request.user), "created_by"
+        )
+        return ranked_search.ranked_results(scoped, filters.search, slice((number - 1) * size, number * size))
 
     def get_paginated_response(self, data) -> Response:
         response = super().get_paginated_response(data)
         capped = self.page.paginator.capped
-        response.data["count"] = min(response.data["count"], paging.COUNT_LIMIT)
+        if capped:
+            response.data["count"] = min(response.data["count"], paging.COUNT_LIMIT)
         response.data["count_exact"] = not capped
         return response
 
@@ -126,8 +151,8 @@ class TicketViewSet(
         user = self.request.user
         queryset = access.visible_tickets(user)
         if self.action == "list":
-            filters = ticket_filters.parse(self.request.query_params, user)
-            queryset = ticket_filters.apply(queryset, filters, user)
+            self.filters = ticket_filters.parse(self.request.query_params, user)
+            queryset = ticket_filters.apply(queryset, self.filters, user)
         return ticket_filters.with_related(queryset, "created_by")
 
     def create(self, request: Request, *args, **kwargs) -> Response:

@@ -71,3 +71,10 @@ class CappedPage(Page):
 
     def has_next(self) -> bool:
         return self._has_more
+
+
+class SelfCountingPaginator(Paginator):
+    """Pages of an object list that counts itself, exactly and at no extra cost (a best-match search,
+    crm/ranked_search.py): never capped."""
+
+    capped = False

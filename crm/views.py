@@ -1,12 +1,9 @@
 """The helpdesk pages. Each view checks access through crm.access and changes tickets through crm.tickets."""
 
-import dataclasses
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -266,7 +263,7 @@ def _frequent_page(request, filters, sort: str, per_page: int, anchor, backwards
     return frequent_search.page(queryset, filters.search, ordering, per_page, anchor, backwards)
 
 
-def _ranked_paginator(request, filters, per_page: int) -> Paginator | None:
+def _ranked_paginator(request, filters, per_page: int) -> paging.SelfCountingPaginator | None:
     """Best-match pages counted and read in one statement each (crm/ranked_search.py), when the
     search is ranked and the database can do that; None otherwise."""
     if not filters.ranked:
@@ -274,14 +271,13 @@ def _ranked_paginator(request, filters, per_page: int) -> Paginator | None:
     number = ticket_filters.database_id(request.GET.get("page", "")) or 1
     expected = slice((number - 1) * per_page, number * per_page)
     results = ranked_search.ranked_results(_unsearched(request, filters), filters.search, expected)
-    return Paginator(results, per_page) if results is not None else None
+    return paging.SelfCountingPaginator(results, per_page) if results is not None else None
 
 
 def _unsearched(request, filters, sort: str = ticket_filters.DEFAULT_SORT):
     """The list's tickets with every filter but the search (which the caller applies its own way)."""
-    unsearched = dataclasses.replace(filters, search="", sort=sort)
-    queryset = ticket_filters.apply(access.visible_tickets(request.user), unsearched, request.user)
-    return ticket_filters.with_related(queryset)
+    visible = access.visible_tickets(request.user)
+    return ticket_filters.with_related(ticket_filters.without_search(visible, filters, request.user, sort))
 
 
 def _add_errors(form, error: ValidationError) -> None:

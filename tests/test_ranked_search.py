@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import pytest
 from django.core.paginator import Paginator
-from django.db import connection  # noqa: F401 (read by the skipif condition)
+from django.db import connection
 from django.http import QueryDict
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from crm import access, ranked_search, search, ticket_filters, tickets
+from crm import access, api, paging, ranked_search, search, ticket_filters, tickets
 from crm.models import Ticket, TicketComment
 
 pytestmark = [
@@ -88,3 +89,28 @@ def test_what_the_statement_cannot_do_is_left_to_the_orm(scanners, django_user_m
     assert ranked_search.ranked_results(joined, "scanner", slice(0, 5)) is None
     assert ranked_search.ranked_results(Ticket.objects.all(), "#5", slice(0, 5)) is None
     assert ranked_search.ranked_results(Ticket.objects.all(), "pc", slice(0, 5)) is None  # too short
+
+
+def test_the_api_gives_the_same_ranking_counted_exactly(scanners, as_user, monkeypatch):
+    monkeypatch.setattr(api.TicketPages, "page_size", 4)
+    monkeypatch.setattr(paging, "COUNT_LIMIT", 3)  # the ranked statement counts them all anyway
+    client = as_user(scanners.agent)
+    expected = by_the_orm(scanners.agent, "status=new")
+    seen, url = [], "/api/tickets/?search=scanner&status=new"
+    while url:
+        body = client.get(url).json()
+        assert (body["count"], body["count_exact"]) == (len(expected), True)
+        seen += [ticket["id"] for ticket in body["results"]]
+        url = body["next"]
+    assert seen == expected and len(expected) > 8  # three pages or more
+    last = client.get("/api/tickets/", {"search": "scanner", "status": "new", "page": "last"}).json()
+    assert [ticket["id"] for ticket in last["results"]] == expected[(len(expected) - 1) // 4 * 4 :]
+
+
+def test_a_best_match_page_is_one_statement_that_asks_each_index_once(scanners, as_user):
+    client = as_user(scanners.agent)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/tickets/", {"search": "scanner", "per_page": 10, "page": 2})
+    assert [t.pk for t in page.context["page"].object_list] == by_the_orm(scanners.agent, "")[10:20]
+    searches = [query["sql"] for query in queries if "AGAINST" in query["sql"]]
+    assert len(searches) == 1 and searches[0].count("AGAINST") == 3  # two for the tickets: one pass
