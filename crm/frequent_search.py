@@ -59,7 +59,9 @@ def page(
     ids = _first_ids(matches_in_order(walked, term, order), per_page + 1)
     if len(ids) <= per_page:
         return None  # the budget ran out first, or the walk found less than a page: not frequent
-    last = Ticket.objects.get(pk=ids[-1])
+    last = Ticket.objects.filter(pk=ids[-1]).first()
+    if last is None:
+        return None  # deleted since the walk read it: let the index answer
     examined = walked.filter(keyset.up_to(order, last)).count()  # an index range of <= SCAN_BUDGET rows
     estimate = len(ids) * _tickets_in_table() // max(examined, 1)
     if estimate <= RANK_LIMIT:

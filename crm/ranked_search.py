@@ -87,7 +87,7 @@ class RankedResults:
             start,
         ]
         with connection.cursor() as cursor:
-            cursor.execute(_MATCHES.format(where=where_sql), params)
+            cursor.execute(_MATCHES.replace("{where}", where_sql), params)  # not format(): braces in SQL
             found = cursor.fetchall()
         if found:
             self.total = found[0][1]

@@ -33,7 +33,10 @@ def scanners(helpdesk):
         author = helpdesk.alice if n % 5 else helpdesk.bob
         ticket = tickets.open_ticket(author=author, title=f"Ticket {n}", description=f"The {words} again")
         status = "resolved" if n % 3 == 0 else "new"
-        Ticket.objects.filter(pk=ticket.pk).update(created_at=start + timedelta(hours=n // 2), status=status)
+        due = start + timedelta(days=1) if n % 2 else timezone.now() + timedelta(days=1)  # odd: overdue
+        Ticket.objects.filter(pk=ticket.pk).update(
+            created_at=start + timedelta(hours=n // 2), status=status, due_at=due
+        )
     quiet = tickets.open_ticket(author=helpdesk.alice, title="Quiet", description="Nothing")
     TicketComment.objects.create(ticket=quiet, author=helpdesk.agent, body="The scanner, in a comment")
     strong = Ticket.objects.get(title="Ticket 3")  # found twice: its text ranks it, not the comment
@@ -58,7 +61,7 @@ def by_the_statement(user, query: str, per_page: int, term: str = "scanner") -> 
     return seen, pages.count
 
 
-@pytest.mark.parametrize("query", ["", "status=new", "status=resolved&priority=normal"])
+@pytest.mark.parametrize("query", ["", "status=new", "status=resolved&priority=normal", "overdue=1"])
 def test_pages_and_count_are_the_orms_ranking_for_agents_and_customers(scanners, query):
     for user in (scanners.agent, scanners.alice, scanners.bob):
         expected = by_the_orm(user, query)
