@@ -258,6 +258,8 @@ def _frequent_page(request, filters, sort: str, per_page: int, anchor, backwards
     None when the words are not frequent enough for that (or the database cannot tell)."""
     if not frequent_search.applies(filters.search):
         return None
+    if anchor is None and (ticket_filters.database_id(request.GET.get("page", "")) or 1) > 1:
+        return None  # a numbered page (a bookmark, a best-match list's link) keeps its number
     ordering = ticket_filters.SORTS[sort]
     queryset = _unsearched(request, filters, sort)
     return frequent_search.page(queryset, filters.search, ordering, per_page, anchor, backwards)

@@ -143,6 +143,16 @@ def test_a_chosen_order_is_kept_and_a_chosen_best_match_is_ranked(printers, as_u
     assert "Best matches first" in ranked.content.decode()
 
 
+def test_a_numbered_page_keeps_its_number(printers, as_user, monkeypatch):
+    monkeypatch.setattr(frequent_search, "RANK_LIMIT", 1)
+    client = as_user(printers.agent)
+    oldest = expected(printers.agent, "created_at", "id")
+    page = client.get("/tickets/", {"search": "printer", "sort": "oldest", "per_page": 10, "page": 2})
+    assert [t.pk for t in page.context["page"].object_list] == oldest[10:20]
+    ranked = client.get("/tickets/", {"search": "printer", "per_page": 10, "page": 2})
+    assert "Best matches first" in ranked.content.decode() and "Page 2 of 4" in ranked.content.decode()
+
+
 @pytest.mark.parametrize("term", ["#1", "the", "PC", "printer the"])
 def test_ticket_numbers_and_words_the_index_does_not_hold_are_never_walked(term):
     assert not frequent_search.applies(term)
