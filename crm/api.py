@@ -102,13 +102,10 @@ class TicketPages(pagination.PageNumberPagination):
         filters = getattr(view, "filters", None)
         if filters is None or not filters.ranked:
             return None
-        number = ticket_filters.database_id(str(request.query_params.get(self.page_query_param, ""))) or 1
-        size = self.get_page_size(request)
-        visible = access.visible_tickets(request.user)
-        scoped = ticket_filters.with_related(
-            ticket_filters.without_search(visible, filters, request.user), "created_by"
+        number = ticket_filters.page_number(request.query_params)
+        return ranked_search.for_list(
+            request.user, filters, number, self.get_page_size(request), "created_by"
         )
-        return ranked_search.ranked_results(scoped, filters.search, slice((number - 1) * size, number * size))
 
     def get_paginated_response(self, data) -> Response:
         response = super().get_paginated_response(data)

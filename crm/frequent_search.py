@@ -38,12 +38,6 @@ class FrequentPage(keyset.KeysetPage):
     estimated_matches: int = 0
 
 
-def applies(term: str) -> bool:
-    """Whether a walk can stand in for the FULLTEXT index: MariaDB, and words the index holds."""
-    found = search.words(term)
-    return not search.by_number_only(term) and search.engine_for(found) == search.FULLTEXT
-
-
 def page(
     queryset: QuerySet[Ticket],
     term: str,

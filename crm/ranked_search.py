@@ -15,7 +15,7 @@ from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connection
 from django.db.models import QuerySet
 
-from crm import search
+from crm import access, search, ticket_filters
 from crm.models import Ticket
 
 _TICKETS = "crm_ticket"
@@ -99,10 +99,18 @@ class RankedResults:
         self.window = (start, stop)
 
 
+def for_list(user, filters, number: int, per_page: int, *related: str) -> RankedResults | None:
+    """Page `number` of the list's best-match results: the user's tickets under every filter but the
+    search, which this module applies."""
+    visible = access.visible_tickets(user)
+    scoped = ticket_filters.with_related(ticket_filters.without_search(visible, filters, user), *related)
+    return ranked_results(scoped, filters.search, slice((number - 1) * per_page, number * per_page))
+
+
 def ranked_results(scoped: QuerySet[Ticket], term: str, expected: slice) -> RankedResults | None:
     """Best-match results for `term` in `scoped`, or None when the ORM must do it: not MariaDB, words
     the index does not hold, or filters that need another table (the WHERE is reused as it is)."""
-    if search.by_number_only(term) or search.engine_for(search.words(term)) != search.FULLTEXT:
+    if not search.uses_fulltext(term):
         return None
     query = scoped.query
     if any(count for alias, count in query.alias_refcount.items() if alias != _TICKETS):

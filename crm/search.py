@@ -85,6 +85,12 @@ def matching(queryset: QuerySet[Ticket], term: str, engine: str | None = None) -
     return queryset.filter(in_text | by_number)
 
 
+def uses_fulltext(term: str) -> bool:
+    """Whether the term is looked up in the FULLTEXT indexes: MariaDB, words the index holds, and not
+    a ticket number."""
+    return not by_number_only(term) and engine_for(words(term)) == FULLTEXT
+
+
 def by_number_only(term: str) -> bool:
     """'#123' (or nothing searchable): the term names a ticket, no word is looked up."""
     return not words(term) or (ticket_number(term) is not None and term.strip().startswith("#"))

@@ -100,6 +100,11 @@ def apply(queryset: QuerySet[Ticket], filters: TicketFilters, user) -> QuerySet[
     return queryset.order_by(*SORTS[filters.sort])
 
 
+def page_number(params: QueryDict) -> int:
+    """The page number asked for (?page=N), 1 when none or not a number."""
+    return database_id(str(params.get("page", ""))) or 1
+
+
 def without_search(queryset: QuerySet[Ticket], filters: TicketFilters, user, sort: str = DEFAULT_SORT):
     """Every filter but the search, in `sort`: for a caller that searches its own way."""
     return apply(queryset, replace(filters, search="", sort=sort), user)

@@ -12,7 +12,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from crm import access, frequent_search, keyset, paging, ranked_search, ticket_filters, tickets
+from crm import access, frequent_search, keyset, paging, ranked_search, search, ticket_filters, tickets
 from crm.forms import AttachmentForm, CommentForm, ProfileForm, TicketCreateForm, TicketEditForm
 from crm.models import Organization, Ticket, UserProfile
 
@@ -256,9 +256,9 @@ def _anchor(request: HttpRequest) -> tuple[Ticket | None, bool]:
 def _frequent_page(request, filters, sort: str, per_page: int, anchor, backwards: bool):
     """A page of a search for frequent words read from the list's index (crm/frequent_search.py), or
     None when the words are not frequent enough for that (or the database cannot tell)."""
-    if not frequent_search.applies(filters.search):
+    if not search.uses_fulltext(filters.search):
         return None
-    if anchor is None and (ticket_filters.database_id(request.GET.get("page", "")) or 1) > 1:
+    if anchor is None and ticket_filters.page_number(request.GET) > 1:
         return None  # a numbered page (a bookmark, a best-match list's link) keeps its number
     ordering = ticket_filters.SORTS[sort]
     queryset = _unsearched(request, filters, sort)
@@ -270,9 +270,7 @@ def _ranked_paginator(request, filters, per_page: int) -> paging.SelfCountingPag
     search is ranked and the database can do that; None otherwise."""
     if not filters.ranked:
         return None
-    number = ticket_filters.database_id(request.GET.get("page", "")) or 1
-    expected = slice((number - 1) * per_page, number * per_page)
-    results = ranked_search.ranked_results(_unsearched(request, filters), filters.search, expected)
+    results = ranked_search.for_list(request.user, filters, ticket_filters.page_number(request.GET), per_page)
     return paging.SelfCountingPaginator(results, per_page) if results is not None else None
 
 

@@ -155,5 +155,5 @@ def test_a_numbered_page_keeps_its_number(printers, as_user, monkeypatch):
 
 @pytest.mark.parametrize("term", ["#1", "the", "PC", "printer the"])
 def test_ticket_numbers_and_words_the_index_does_not_hold_are_never_walked(term):
-    assert not frequent_search.applies(term)
-    assert frequent_search.applies("printer jammed")
+    assert not search.uses_fulltext(term)
+    assert search.uses_fulltext("printer jammed")
