@@ -6,8 +6,17 @@ No date_hierarchy: on MySQL/MariaDB it needs the server's time-zone tables, whic
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
 
-from crm.models import ActivityLog, Organization, Ticket, TicketAttachment, TicketComment, UserProfile
-from crm.parsers import LARGEST_INTEGER  # the widest integer column SQLite and MariaDB look up
+# Not crm.parsers: the admin is imported whenever Django starts, the API's parser (with DRF and
+# requests behind it) only when a request needs it; every management command would carry ~12 MB.
+from crm.models import (
+    LARGEST_INTEGER,
+    ActivityLog,
+    Organization,
+    Ticket,
+    TicketAttachment,
+    TicketComment,
+    UserProfile,
+)
 
 
 class CheckedAutocompleteSelect(AutocompleteSelect):

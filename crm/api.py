@@ -6,6 +6,7 @@ crm.tickets. Errors come back as JSON objects keyed by field.
 
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
@@ -86,6 +87,8 @@ class TicketPages(pagination.PageNumberPagination):
     """`?page=N` as always, counted up to paging.COUNT_LIMIT (`count_exact` false above it); a search
     in best-match order is counted exactly, by the statement that reads its page."""
 
+    page_size = settings.TICKETS_PER_PAGE
+
     def paginate_queryset(self, queryset, request: Request, view=None):
         ranked = self._ranked(request, view)
         if ranked is not None:
@@ -120,6 +123,7 @@ class TicketCursor(pagination.CursorPagination):
     """`?cursor=` (empty for the first page): keyset pages that never count and never skip or repeat
     a ticket while others are being created, in the list's order (newest, oldest, updated or title)."""
 
+    page_size = settings.TICKETS_PER_PAGE
     CURSOR_SORTS = {"newest", "oldest", "updated", "title"}
 
     def get_ordering(self, request, queryset, view) -> tuple[str, ...]:

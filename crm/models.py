@@ -63,6 +63,7 @@ class UserProfile(models.Model):
         return f"{self.user} ({self.get_role_display()})"
 
 
+LARGEST_INTEGER = 2**63 - 1  # a BIGINT column: the widest integer SQLite and MariaDB look up
 PRIORITY_ORDER = ("urgent", "high", "normal", "low")  # the list's "priority" order, most urgent first
 NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
 

@@ -15,8 +15,9 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+from crm.models import LARGEST_INTEGER
+
 MAX_DEPTH = 32
-LARGEST_INTEGER = 2**63 - 1  # a BIGINT column
 TOO_DEEP = f"JSON parse error - nested deeper than {MAX_DEPTH} levels"
 
 

@@ -354,8 +354,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": TICKETS_PER_PAGE,
+    # No DEFAULT_PAGINATION_CLASS / PAGE_SIZE: the ticket list's pages (crm/api.py) set their own, and
+    # DRF's system check would otherwise import all of DRF into every management command.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }

@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import requests
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
@@ -76,6 +75,8 @@ def send_slack(text: str) -> Delivery:
         return Delivery("slack", True, "not configured")
 
     def deliver() -> str:
+        import requests  # here: every command loads this module at start-up, few of them post
+
         response = requests.post(url, json={"text": text}, timeout=settings.NOTIFY_TIMEOUT)
         if response.status_code >= 300:
             raise RuntimeError(f"the webhook answered HTTP {response.status_code}")
@@ -92,6 +93,8 @@ def set_status_page(state: str) -> Delivery:
     token = settings.STATUS_PAGE_TOKEN
 
     def deliver() -> str:
+        import requests
+
         if settings.STATUS_PAGE_KIND == "cachet":
             headers = {"X-Cachet-Token": token} if token else {}
             response = requests.put(
@@ -132,6 +135,8 @@ def _bounded(channel: str, call: Callable[[], str], timeout: float | None = None
 
 def _describe(error: Exception) -> str:
     """The kind of failure without the URL (a webhook URL is a secret)."""
+    import requests
+
     if isinstance(error, requests.Timeout):
         return "timed out"
     if isinstance(error, requests.ConnectionError):

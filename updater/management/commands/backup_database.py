@@ -6,10 +6,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
 from updater.backup import backups, offsite, schedule
-from updater.command_options import UpdaterCommand
+from updater.command_options import CHECKS_WITHOUT_VIEWS, UpdaterCommand
 
 
 class Command(UpdaterCommand, BaseCommand):
+    requires_system_checks = CHECKS_WITHOUT_VIEWS
     help = (
         "Back up the database and the media files as one set: the dump streamed, compressed and "
         "checksummed, media files stored once by content (unchanged ones are not copied again); "
