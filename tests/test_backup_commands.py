@@ -1,6 +1,6 @@
-"""backup_database and restore_database on a site whose views are broken: they run the checks of the
-settings, the models and the database, not those that import every view
-(updater/command_options.CHECKS_WITHOUT_VIEWS); a failed settings check still refuses them."""
+"""The updater's commands on a site whose views are broken: they run the checks of the settings, the
+models and the database, not those that import every view (updater/command_options.
+CHECKS_WITHOUT_VIEWS); a failed settings check still refuses them."""
 
 import sqlite3
 
@@ -38,6 +38,8 @@ def test_a_backup_and_its_restore_work_when_the_sites_views_cannot_be_imported(m
     restored = manage("restore_database", str(backup), "--no-input", **site, **BROKEN_VIEWS)
     assert restored.returncode == 0, restored.stderr
     assert organizations(tmp_path) == ["Acme"]
+    migrated = manage("safe_migrate", **site, **BROKEN_VIEWS)
+    assert migrated.returncode == 0, migrated.stderr
 
 
 def test_a_failed_settings_check_still_refuses_a_backup_and_a_restore(manage, site, tmp_path):

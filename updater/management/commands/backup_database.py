@@ -6,11 +6,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
 from updater.backup import backups, offsite, schedule
-from updater.command_options import CHECKS_WITHOUT_VIEWS, UpdaterCommand
+from updater.command_options import UpdaterCommand
 
 
 class Command(UpdaterCommand, BaseCommand):
-    requires_system_checks = CHECKS_WITHOUT_VIEWS
     help = (
         "Back up the database and the media files as one set: the dump streamed, compressed and "
         "checksummed, media files stored once by content (unchanged ones are not copied again); "

@@ -5,11 +5,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from updater.backup import backups, engines, media, offsite, restore
-from updater.command_options import CHECKS_WITHOUT_VIEWS, UpdaterCommand, outcome_as_exit_code
+from updater.command_options import UpdaterCommand, outcome_as_exit_code
 
 
 class Command(UpdaterCommand, BaseCommand):
-    requires_system_checks = CHECKS_WITHOUT_VIEWS
     help = (
         "Restore a backup set: verify it, take a safety backup, replace every table and put back the media "
         "files the restored rows refer to (live files that do not belong are moved to a quarantine folder)."

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from updater import layout
-from updater.command_options import OwnVersionOption
+from updater.command_options import CHECKS_WITHOUT_VIEWS, OwnVersionOption
 from updater.errors import UpdateBusy
 from updater.plan import planning, policy, promotion, rehearsal
 from updater.release import git_repo, releases
@@ -14,6 +14,7 @@ from updater.system import apt, system_update
 
 
 class Command(OwnVersionOption, BaseCommand):
+    requires_system_checks = CHECKS_WITHOUT_VIEWS
     help = "What an update to TAG (default: the newest tag) would bring; changes nothing."
 
     def add_arguments(self, parser):

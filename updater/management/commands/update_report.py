@@ -2,11 +2,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from updater import layout
+from updater.command_options import CHECKS_WITHOUT_VIEWS
 from updater.notify import channels, reports
 from updater.run import journal
 
 
 class Command(BaseCommand):
+    requires_system_checks = CHECKS_WITHOUT_VIEWS
     help = (
         "The report of an update or rollback run: versions, changes, step timings, downtime, checks, outcome."
     )
