@@ -138,6 +138,11 @@ def test_a_fleet_update_with_an_online_migration_fails_no_request_and_migrates_o
     journals = {name: site.journal(name, "online-v10") for name in HOSTS}
     assert [name for name in HOSTS if "migrate online" in step_names(journals[name])] == ["app1"]
     assert {journal["status"] for journal in journals.values()} == {"succeeded"}
+    report = json.loads((site.ansible / "reports" / "online-v10.json").read_text())
+    assert {name: (report[name]["outcome"], report[name]["to_version"]) for name in HOSTS} == {
+        name: ("succeeded", V10) for name in HOSTS
+    }
+    assert re.search(r"app2: v1\.0\.0 -> v10\.0\.0\s+succeeded", result.stdout)
     assert site.balancer.admin_states() == {name: 0 for name in HOSTS}
     site.balancer.wait_all_up()
     for name in HOSTS:  # each server reports its own version

@@ -20,11 +20,11 @@ run again with the same fleet run (every step is safe to run again), or undone b
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from updater.errors import UpdateFailed, UpdateRefused
 from updater.layout import DeploymentRoot
-from updater.notify import outcome
+from updater.notify import outcome, reports
 from updater.release import git_repo, update
 from updater.run import executor, journal, locks, steps
 from updater.run.journal import Journal
@@ -48,6 +48,9 @@ class StageResult:
     to_version: str
     status: str  # the journal's: "paused", "succeeded", "rolled back", ... or "none" (nothing to undo)
     journal: str | None
+    # finish: this server's report of the run (update_report's), for the fleet report without another
+    # manage.py on every server
+    report: dict | None = field(default=None)
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -86,7 +89,13 @@ def run_stage(
     if run is None:
         return StageResult(fleet_run, stage, root.current_version(), tag or "", "none", None)
     return StageResult(
-        fleet_run, stage, run.data["from_version"], run.data["to_version"], run.status, str(run.path)
+        fleet_run,
+        stage,
+        run.data["from_version"],
+        run.data["to_version"],
+        run.status,
+        str(run.path),
+        reports.build(run) if stage == "finish" else None,
     )
 
 
