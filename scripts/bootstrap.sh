@@ -25,9 +25,10 @@ command -v gcc >/dev/null || packages+=(gcc)
 "$python_bin" -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 "$python_bin" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || packages+=(python3-dev)
-# Tests start their own MariaDB server, drive Debian's Chromium through Playwright, and build .deb
-# packages for update_system's tests (dpkg-scanpackages is in dpkg-dev).
-[ "$for_tests" = 1 ] && packages+=(mariadb-server mariadb-client chromium fonts-dejavu-core dpkg-dev)
+# Tests start their own MariaDB server (and take physical backups of it with mariadb-backup), drive
+# Debian's Chromium through Playwright, and build .deb packages for update_system's tests
+# (dpkg-scanpackages is in dpkg-dev).
+[ "$for_tests" = 1 ] && packages+=(mariadb-server mariadb-client mariadb-backup chromium fonts-dejavu-core dpkg-dev)
 # The deployment examples are tried for real: Apache with mod_wsgi, and promtool (in prometheus) on
 # the metrics and the Prometheus examples; visudo (in sudo) on the sudoers example.
 [ "$for_tests" = 1 ] && packages+=(apache2 libapache2-mod-wsgi-py3 prometheus sudo)

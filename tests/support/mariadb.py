@@ -54,24 +54,13 @@ class MariaDBServer:
     def url(self, database: str = "helpdesk") -> str:
         return f"mysql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 60, *, install: bool = True) -> None:
+        """install=False: start on a data directory that already holds a server's files (one prepared
+        from a physical backup), its users as they are."""
         self.base_dir.mkdir(parents=True, exist_ok=True)
         os_user = ["--user=root"] if os.geteuid() == 0 else []
-        install = subprocess.run(
-            [
-                _find("mariadb-install-db", "mysql_install_db"),
-                "--no-defaults",
-                f"--datadir={self.datadir}",
-                "--auth-root-authentication-method=socket",
-                "--skip-test-db",
-                *os_user,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if install.returncode != 0:
-            raise MariaDBError(f"mariadb-install-db failed: {install.stderr or install.stdout}")
+        if install:
+            self._install(os_user, timeout)
         self._process = subprocess.Popen(
             [
                 _find("mariadbd", "mysqld"),
@@ -95,7 +84,25 @@ class MariaDBServer:
             stderr=subprocess.DEVNULL,
         )
         self._wait_until_ready(timeout)
-        self._create_user()
+        if install:
+            self._create_user()
+
+    def _install(self, os_user: list[str], timeout: float) -> None:
+        install = subprocess.run(
+            [
+                _find("mariadb-install-db", "mysql_install_db"),
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+                *os_user,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if install.returncode != 0:
+            raise MariaDBError(f"mariadb-install-db failed: {install.stderr or install.stdout}")
 
     def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -34,6 +34,7 @@ from updater.backup.manifest import (
     BackupError,
     ChangedSinceVerified,
     Manifest,
+    PhysicalBackup,
     read_hashing,
     verify_backup,
 )
@@ -123,8 +124,8 @@ def _create_locked(
     with_media: bool = True,
 ) -> BackupResult:
     fmt = fmt or engine.formats[0]
-    if fmt not in engine.formats:
-        raise BackupError(f"{engine.vendor} backups come as {' or '.join(engine.formats)}, not {fmt!r}")
+    if fmt not in engine.all_formats():
+        raise BackupError(f"{engine.vendor} backups come as {' or '.join(engine.all_formats())}, not {fmt!r}")
     if compression_kind not in compression.SUFFIXES:
         raise BackupError(f"unknown compression {compression_kind!r}: use gzip or zstd")
     started = datetime.now(UTC)
@@ -135,7 +136,7 @@ def _create_locked(
     try:
         warnings = [
             f"table {name} is not InnoDB: its dump is not part of the consistent snapshot"
-            for name in engine.tables_outside_snapshot()
+            for name in engine.tables_outside_snapshot(fmt)
         ]
         server_version = engine.server_version()
         migrations = migration_state(engine.alias)
@@ -359,6 +360,8 @@ def restore_backup(
     engine = engine_for(alias)
     if manifest.vendor != engine.vendor:
         raise BackupError(f"{path.name} is a {manifest.vendor} backup; this database is {engine.vendor}")
+    if database and manifest.format in engine.physical_formats:
+        raise PhysicalBackup(path.name)
     if manifest.database != engine.database and not force:
         raise BackupError(
             f"{path.name} is a backup of database {manifest.database!r}, not {engine.database!r}; "

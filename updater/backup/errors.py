@@ -15,3 +15,14 @@ class ChangedSinceVerified(BackupInvalid):
 
 class BackupBusy(BackupError):
     """Another backup or restore of the same database holds the lock."""
+
+
+class PhysicalBackup(BackupError):
+    """A physical backup (mariadb-backup) cannot be loaded into a running database."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name} is a physical backup (mariadb-backup): it is put back into a stopped server, not "
+            "loaded into this one. Prepare a data directory from it with restore_database "
+            f"{name} --prepare-datadir DIR, then follow the steps it prints"
+        )

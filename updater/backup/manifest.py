@@ -11,14 +11,22 @@ from pathlib import Path
 
 from updater.backup import compression, media
 from updater.backup.engines import ENGINES, Engine
-from updater.backup.errors import BackupBusy, BackupError, BackupInvalid, ChangedSinceVerified
+from updater.backup.errors import BackupBusy, BackupError, BackupInvalid, ChangedSinceVerified, PhysicalBackup
 from updater.run.files import write_atomically
 
-__all__ = ["BackupBusy", "BackupError", "BackupInvalid", "ChangedSinceVerified", "Manifest", "verify_backup"]
+__all__ = [
+    "BackupBusy",
+    "BackupError",
+    "BackupInvalid",
+    "ChangedSinceVerified",
+    "Manifest",
+    "PhysicalBackup",
+    "verify_backup",
+]
 
 MANIFEST_SUFFIX = ".manifest.json"
 NAME_PATTERN = re.compile(
-    r"^(?P<database>[A-Za-z0-9_.-]+?)-(?P<stamp>\d{8}T\d{6}\d{6}Z)\.(?P<format>sql|sqlite3)\.(?P<ext>gz|zst)$"
+    r"^(?P<database>[A-Za-z0-9_.-]+?)-(?P<stamp>\d{8}T\d{6}\d{6}Z)\.(?P<format>sql|sqlite3|mariabackup)\.(?P<ext>gz|zst)$"
 )
 
 
@@ -87,7 +95,7 @@ class Manifest:
             return f"unknown compression {self.compression!r} (known: {', '.join(compression.SUFFIXES)})"
         if self.vendor not in ENGINES:
             return f"unknown vendor {self.vendor!r}"
-        if self.format not in ENGINES[self.vendor].formats:
+        if self.format not in ENGINES[self.vendor].all_formats():
             return f"format {self.format!r} is not one of {self.vendor}'s"
         return ""
 

@@ -20,11 +20,18 @@ class EngineError(Exception):
 
 class Engine:
     vendor: str = ""
-    formats: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()  # dumps this engine loads back into a live database
+    # Copies of the server's files, restored by the database's own tool into a stopped server (never
+    # loaded by restore, rehearsal or refresh).
+    physical_formats: tuple[str, ...] = ()
 
     def __init__(self, alias: str = "default") -> None:
         self.alias = alias
         self.settings = connections[alias].settings_dict
+
+    @classmethod
+    def all_formats(cls) -> tuple[str, ...]:
+        return cls.formats + cls.physical_formats
 
     @property
     def database(self) -> str:
@@ -52,7 +59,7 @@ class Engine:
     def integrity_problems(self) -> list[str]:
         raise NotImplementedError
 
-    def tables_outside_snapshot(self) -> list[str]:
+    def tables_outside_snapshot(self, fmt: str) -> list[str]:
         return []
 
     @staticmethod

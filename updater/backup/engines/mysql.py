@@ -15,12 +15,14 @@ from pathlib import Path
 
 from django.db import connections
 
+from updater.backup.engines import mariabackup
 from updater.backup.engines.base import CHUNK, Engine, EngineError, tool_environment
 
 
 class MySQLEngine(Engine):
     vendor = "mysql"
     formats = ("sql",)
+    physical_formats = (mariabackup.FORMAT,)
 
     def server_version(self) -> str:
         with connections[self.alias].cursor() as cursor:
@@ -58,6 +60,10 @@ class MySQLEngine(Engine):
         raise EngineError(f"none of {', '.join(names)} is installed (apt-get install mariadb-client)")
 
     def iter_dump(self, fmt: str = "sql") -> Iterator[bytes]:
+        if fmt == mariabackup.FORMAT:
+            with self._option_file() as options:
+                yield from mariabackup.iter_backup(options)
+            return
         dump = self._tool("mariadb-dump", "mysqldump")
         with self._option_file() as options, tempfile.TemporaryFile() as errors:
             process = subprocess.Popen(
@@ -160,7 +166,9 @@ class MySQLEngine(Engine):
                         problems.append(f"{table}: {text}")
         return problems
 
-    def tables_outside_snapshot(self) -> list[str]:
+    def tables_outside_snapshot(self, fmt: str) -> list[str]:
+        if fmt == mariabackup.FORMAT:
+            return []  # mariadb-backup copies them under its BACKUP STAGE locks, consistently
         with connections[self.alias].cursor() as cursor:
             cursor.execute(
                 "SELECT table_name, engine FROM information_schema.tables "
@@ -170,6 +178,8 @@ class MySQLEngine(Engine):
 
     @staticmethod
     def dump_is_complete(fmt: str, tail: bytes) -> bool:
+        if fmt == mariabackup.FORMAT:
+            return mariabackup.is_complete(tail)
         lines = tail.rstrip().splitlines()
         return bool(lines) and lines[-1].startswith(b"-- Dump completed")
 

@@ -19,8 +19,10 @@ class Command(UpdaterCommand, BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--format",
-            choices=["sql", "sqlite3"],
-            help="sql (MySQL/MariaDB; SQLite as text) or sqlite3 (a binary SQLite copy, the SQLite default)",
+            choices=["sql", "sqlite3", "mariabackup"],
+            help="sql (MySQL/MariaDB; SQLite as text), sqlite3 (a binary SQLite copy, the SQLite default) or "
+            "mariabackup (MariaDB's physical hot backup of the whole server, for large databases: run on the "
+            "database host; restored with restore_database --prepare-datadir)",
         )
         parser.add_argument("--output", type=Path, help="a directory, or a file name (default: BACKUP_DIR)")
         parser.add_argument("--compression", choices=["gzip", "zstd"], default="gzip")

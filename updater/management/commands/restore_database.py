@@ -3,8 +3,9 @@ import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import filesizeformat
 
-from updater.backup import backups, engines, media, offsite, restore
+from updater.backup import backups, engines, media, offsite, physical, restore
 from updater.command_options import UpdaterCommand, outcome_as_exit_code
 
 
@@ -26,6 +27,13 @@ class Command(UpdaterCommand, BaseCommand):
         )
         parser.add_argument("--no-input", action="store_true", help="do not ask for confirmation")
         parser.add_argument("--force", action="store_true", help="restore a backup of another database name")
+        parser.add_argument(
+            "--prepare-datadir",
+            type=Path,
+            metavar="DIR",
+            help="for a physical backup (mariabackup): unpack and prepare it as a MariaDB data directory in "
+            "DIR (new or empty) and print the steps that put it in place; nothing live is changed",
+        )
         half = parser.add_mutually_exclusive_group()
         half.add_argument("--database-only", action="store_true", help="leave the media files as they are")
         half.add_argument(
@@ -39,6 +47,10 @@ class Command(UpdaterCommand, BaseCommand):
             return self._list_offsite()
         if (options["path"] is None) == (options["from_offsite"] is None):
             raise CommandError("Name a backup file, or --from-offsite SNAPSHOT (not both).")
+        if options["prepare_datadir"] and (options["media_only"] or options["database_only"]):
+            raise CommandError(
+                "--prepare-datadir prepares the database half alone; drop --media-only/--database-only."
+            )
         if options["from_offsite"] is None:
             return self._restore(options["path"], options)
         snapshot = options["from_offsite"]
@@ -69,6 +81,11 @@ class Command(UpdaterCommand, BaseCommand):
             manifest = backups.verify_backup(path)
         except backups.BackupError as error:
             raise CommandError(f"Refusing to restore: {error}. Nothing was changed.") from error
+        if options["prepare_datadir"] is not None:
+            return self._prepare_datadir(path, manifest, options["prepare_datadir"])
+        if physical.is_physical(manifest) and not options["media_only"]:
+            refusal = backups.PhysicalBackup(path.name)
+            raise CommandError(f"Refusing to restore: {refusal}. Nothing was changed.")
         engine = engines.engine_for()
         if options["media_only"] and not manifest.has_media:
             raise CommandError(
@@ -117,6 +134,24 @@ class Command(UpdaterCommand, BaseCommand):
         if result.integrity_problems:
             raise CommandError("Integrity check found problems: " + "; ".join(result.integrity_problems))
         self.stdout.write(self.style.SUCCESS(f"Restore of {path.name} finished; integrity check passed."))
+
+    def _prepare_datadir(self, path: Path, manifest, target: Path) -> None:
+        try:
+            prepared = physical.prepare_datadir(path, target, verified=manifest)
+        except backups.BackupError as error:
+            raise CommandError(f"Refusing to prepare: {error}. Nothing live was changed.") from error
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Prepared {prepared.directory} from {path.name}: MariaDB {manifest.server_version}, every "
+                f"database of that server ({filesizeformat(prepared.bytes)}), in {prepared.seconds:.1f} s."
+            )
+        )
+        steps = physical.next_steps(prepared)
+        if not manifest.has_media:
+            steps = steps[:-1]
+        self.stdout.write("Nothing live was changed. To put it in place, on the database host as root:")
+        for step in steps:
+            self.stdout.write(f"  {step}")
 
     def _show_media(self, done: media.Restored) -> None:
         self.stdout.write(f"Media files: {done.restored} put back, {done.unchanged} already in place.")
