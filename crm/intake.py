@@ -29,7 +29,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 from django.http import Http404
 
-from crm import access, notifications, tickets
+from crm import access, mail_text, notifications, tickets
 from crm.models import InboundMail, Organization, UserProfile
 
 CREATED, COMMENTED, IGNORED, REFUSED = "created", "commented", "ignored", "refused"
@@ -197,7 +197,7 @@ def _text(message: EmailMessage) -> str:
         return ""
     content = part.get_content()
     if part.get_content_subtype() == "html":
-        content = re.sub(r"<[^>]+>", " ", content)
+        content = mail_text.html_to_text(content)
     return content.strip()
 
 

@@ -5,6 +5,7 @@ import imaplib
 import io
 import poplib
 import sys
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -89,6 +90,43 @@ def test_a_reply_with_a_valid_token_becomes_a_comment_without_the_quote(helpdesk
         "It works again, thanks.",
         False,
     )
+
+
+def _html_only(raw: bytes, html: str) -> bytes:
+    """The same message as a client that sends HTML alone (Gmail's or Outlook's, without a text part)."""
+    message = message_from_bytes(raw, policy=policy.default)
+    message.set_content(html, subtype="html")
+    return message.as_bytes()
+
+
+GMAIL_REPLY = (
+    '<div dir="ltr">It works again,&nbsp;thanks.<br><br>Restarted &amp; fine.</div><br>'
+    '<div class="gmail_quote"><div dir="ltr" class="gmail_attr">On Mon, agnes wrote:<br></div>'
+    '<blockquote class="gmail_quote" style="margin:0 0 0 .8ex">restart it</blockquote></div>'
+)
+OUTLOOK_TICKET = (
+    "<html><head><style>p.MsoNormal {margin:0cm; font-family:Calibri}</style></head><body>"
+    '<p class="MsoNormal">The printer on floor 2 is jammed.</p>'
+    '<p class="MsoNormal">Model: HP&nbsp;4250 &lt;old&gt;</p>'
+    '<div id="divRplyFwdMsg"><b>From:</b> IT &lt;it@acme.example&gt;</div><div>older thread</div>'
+    "</body></html>"
+)
+
+
+def test_an_html_only_reply_becomes_the_text_its_writer_typed_without_the_quote(helpdesk):
+    raw = _html_only(_reply_to(helpdesk.acme_ticket, helpdesk.alice), GMAIL_REPLY)
+
+    assert intake.receive(raw).kind == intake.COMMENTED
+    (comment,) = TicketComment.objects.filter(ticket=helpdesk.acme_ticket)
+    assert comment.body == "It works again, thanks.\n\nRestarted & fine."
+
+
+def test_an_html_only_ticket_keeps_its_paragraphs_and_drops_styles_and_the_forwarded_thread(helpdesk):
+    raw = _html_only(mail(subject="Printer"), OUTLOOK_TICKET)
+
+    assert intake.receive(raw).kind == intake.CREATED
+    ticket = Ticket.objects.get(title="Printer")
+    assert ticket.description == "The printer on floor 2 is jammed.\n\nModel: HP 4250 <old>"
 
 
 def test_a_forged_expired_or_borrowed_token_does_not_thread(helpdesk, settings, monkeypatch):
