@@ -120,7 +120,7 @@ def _begin(
             f"this server runs {old_version}, the fleet's primary {expect_current}: every server must "
             "run the same release before a fleet update"
         )
-    release_plan = update.preflight(root, tag, old_version, options)
+    release_plan = update.preflight(root, tag, old_version, options, rehearses=primary)
     run = update.start_run(root, tag, old_version, release_plan, options)
     run.record(fleet_run=fleet_run, fleet_primary=primary, fleet_stages=["begin"])
     if primary:

@@ -125,8 +125,12 @@ def start_run(
     return run
 
 
-def preflight(root: DeploymentRoot, tag: str, old_version: str | None, options: Options) -> planning.Plan:
-    """Every refusal happens here, before the journal starts: a refused update changed nothing."""
+def preflight(
+    root: DeploymentRoot, tag: str, old_version: str | None, options: Options, *, rehearses: bool = True
+) -> planning.Plan:
+    """Every refusal happens here, before the journal starts: a refused update changed nothing.
+    rehearses=False: another server rehearses (a fleet's primary), so the scratch copy is not probed
+    here; servers probing one scratch name at once would collide ("database exists")."""
     try:
         git_repo.fetch(root.repo)
         git_repo.tag_commit(root.repo, tag)
@@ -157,7 +161,7 @@ def preflight(root: DeploymentRoot, tag: str, old_version: str | None, options: 
         raise UpdateRefused(f"the update could not be planned: {error}") from error
     _check_policy(release_plan, options)
     release_plan = _check_promotion(release_plan, options)
-    if release_plan.migrations and settings.UPDATER_REHEARSE:
+    if release_plan.migrations and settings.UPDATER_REHEARSE and rehearses:
         try:
             rehearsal.check_possible()
         except rehearsal.RehearsalError as error:
