@@ -386,9 +386,11 @@ def test_killed_backup_leaves_no_file_that_looks_like_a_backup(tickets_data, tmp
         # Hold a write lock on one table: the dump stops there, midway, until we kill it.
         holder = connections.create_connection("default")
         holder.cursor().execute("LOCK TABLES crm_ticket WRITE")
+    scratch = tmp_path / "tmp"  # the backup's own temporary files, searched for the password below
+    scratch.mkdir()
     process = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "manage.py"), "backup_database", "--format", "sql"],
-        env=_child_env(tmp_path, BACKUP_DIR=str(directory)),
+        env=_child_env(tmp_path, BACKUP_DIR=str(directory), TMPDIR=str(scratch)),
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -406,6 +408,11 @@ def test_killed_backup_leaves_no_file_that_looks_like_a_backup(tickets_data, tmp
     names = [p.name for p in directory.iterdir()]
     assert not [n for n in names if NAME_PATTERN.match(n) or n.startswith("latest")], names
     assert rotation.list_backups(directory) == []
+    # No file the kill left behind holds the database password (the dump tool's options never touch a disk).
+    password = connection.settings_dict["PASSWORD"].encode()
+    if password:
+        leaked = [str(p) for p in tmp_path.rglob("*") if p.is_file() and password in p.read_bytes()]
+        assert leaked == []
     # The kill frees the backup lock at once (a dump tool it had started never inherits it); on a
     # loaded machine a child caught between fork and exec may hold it a moment longer, never more.
     lock = backups.lock_path(engine_for())

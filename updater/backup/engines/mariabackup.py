@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 from updater.backup.engines.base import CHUNK, EngineError, tool_environment
 
@@ -31,8 +30,9 @@ def tool(name: str = TOOL) -> str:
     return found
 
 
-def iter_backup(option_file: Path) -> Iterator[bytes]:
-    """The mbstream of a hot physical backup, as mariadb-backup writes it."""
+def iter_backup(option_file: str, pass_fds: tuple[int, ...] = ()) -> Iterator[bytes]:
+    """The mbstream of a hot physical backup, as mariadb-backup writes it. `pass_fds`: descriptors the
+    option file needs (an in-memory file read as /dev/fd/N)."""
     program = tool()
     scratch_directory = tempfile.TemporaryDirectory(prefix="helpdesk-mariabackup-")
     with scratch_directory as scratch, tempfile.TemporaryFile() as log:
@@ -49,6 +49,7 @@ def iter_backup(option_file: Path) -> Iterator[bytes]:
             stderr=log,
             stdin=subprocess.DEVNULL,
             env=tool_environment(),
+            pass_fds=pass_fds,
         )
         try:
             while chunk := process.stdout.read(CHUNK):

@@ -1,6 +1,7 @@
 """MySQL/MariaDB: mariadb-dump (or mysqldump) with a consistent --single-transaction snapshot that
-does not block writers; the password reaches the tools through a 0600 option file, never their
-arguments. Restores add secondary indexes and foreign keys after each table's rows."""
+does not block writers; the password reaches the tools through an option file that lives in memory
+only (ClientOptions), never their arguments, environment or a disk. Restores add secondary indexes
+and foreign keys after each table's rows."""
 
 import os
 import queue
@@ -19,6 +20,39 @@ from updater.backup.engines import mariabackup
 from updater.backup.engines.base import CHUNK, Engine, EngineError, tool_environment
 
 
+class ClientOptions:
+    """A [client] option file in memory (memfd_create, mode 0600), which a tool reads as /dev/fd/N.
+
+    A file in /tmp would outlive a backup killed with SIGKILL, leaving the password on disk; a memfd
+    is gone with the last process holding it. Each tool reopens /dev/fd/N from the start, as often as
+    it reads its options (mariadb-backup does more than once)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @classmethod
+    @contextmanager
+    def holding(cls, text: str) -> Iterator["ClientOptions"]:
+        fd = os.memfd_create("helpdesk-client-options", os.MFD_CLOEXEC)
+        try:
+            os.fchmod(fd, 0o600)  # the clients ignore a world-writable option file, and a memfd starts 0777
+            data = text.encode()
+            while data:
+                data = data[os.write(fd, data) :]
+            yield cls(fd)
+        finally:
+            os.close(fd)
+
+    @property
+    def path(self) -> str:
+        return f"/dev/fd/{self.fd}"
+
+    @property
+    def fds(self) -> tuple[int, ...]:
+        """For subprocess's pass_fds: the tool inherits the descriptor under the same number."""
+        return (self.fd,)
+
+
 class MySQLEngine(Engine):
     vendor = "mysql"
     formats = ("sql",)
@@ -30,8 +64,7 @@ class MySQLEngine(Engine):
             return str(cursor.fetchone()[0])
 
     @contextmanager
-    def _option_file(self) -> Iterator[Path]:
-        """[client] options in a 0600 file that only lives while the tool runs."""
+    def _option_file(self) -> Iterator[ClientOptions]:
         options = {
             "user": self.settings.get("USER"),
             "password": self.settings.get("PASSWORD"),
@@ -41,16 +74,13 @@ class MySQLEngine(Engine):
         extra = self.settings.get("OPTIONS", {})
         if extra.get("unix_socket"):
             options["socket"] = extra["unix_socket"]
-        with tempfile.TemporaryDirectory(prefix="helpdesk-mysql-") as directory:
-            path = Path(directory) / "client.cnf"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write("[client]\n")
-                for key, value in options.items():
-                    if value not in (None, ""):
-                        escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-                        handle.write(f'{key}="{escaped}"\n')
-            yield path
+        text = "[client]\n"
+        for key, value in options.items():
+            if value not in (None, ""):
+                escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+                text += f'{key}="{escaped}"\n'
+        with ClientOptions.holding(text) as client_options:
+            yield client_options
 
     def _tool(self, *names: str) -> str:
         for name in names:
@@ -62,14 +92,14 @@ class MySQLEngine(Engine):
     def iter_dump(self, fmt: str = "sql") -> Iterator[bytes]:
         if fmt == mariabackup.FORMAT:
             with self._option_file() as options:
-                yield from mariabackup.iter_backup(options)
+                yield from mariabackup.iter_backup(options.path, options.fds)
             return
         dump = self._tool("mariadb-dump", "mysqldump")
         with self._option_file() as options, tempfile.TemporaryFile() as errors:
             process = subprocess.Popen(
                 [
                     dump,
-                    f"--defaults-extra-file={options}",  # must come first
+                    f"--defaults-extra-file={options.path}",  # must come first
                     "--single-transaction",
                     "--quick",
                     "--routines",
@@ -85,6 +115,7 @@ class MySQLEngine(Engine):
                 stderr=errors,
                 stdin=subprocess.DEVNULL,
                 env=tool_environment(),
+                pass_fds=options.fds,
             )
             try:
                 while chunk := process.stdout.read(CHUNK):
@@ -113,12 +144,12 @@ class MySQLEngine(Engine):
             loader.load(self._drop_everything_sql().encode(), defer_secondary_indexes(chunks))
         connections[self.alias].close()
 
-    def _run_client(self, client: str, options: Path, statements: bytes) -> None:
+    def _run_client(self, client: str, options: ClientOptions, statements: bytes) -> None:
         with tempfile.TemporaryFile() as errors:
             result = subprocess.run(
                 [
                     client,
-                    f"--defaults-extra-file={options}",
+                    f"--defaults-extra-file={options.path}",
                     "--binary-mode",
                     "--default-character-set=utf8mb4",
                     f"--database={self.database}",
@@ -127,6 +158,7 @@ class MySQLEngine(Engine):
                 stdout=subprocess.DEVNULL,
                 stderr=errors,
                 env=tool_environment(),
+                pass_fds=options.fds,
             )
             if result.returncode != 0:
                 errors.seek(0)
