@@ -3,7 +3,7 @@
 - A message from a known customer opens a ticket in their organization (subject → title, text →
   description, attachments → attachments, under the same limits and name rules as uploads).
 - A reply to one of our notifications (its Reply-To carries a signed token naming the ticket and the
-  person, crm/notifications.py) becomes a public comment — when the token verifies, has not expired,
+  person, crm/reply_tokens.py) becomes a public comment — when the token verifies, has not expired,
   names the sender, and the sender may still see the ticket. A forged or expired token refuses.
 - Unknown senders are refused, or become customers of INTAKE_UNKNOWN_SENDER_ORGANIZATION.
 - Auto-replies and loops are ignored, never answered: `Auto-Submitted` other than `no`,
@@ -29,12 +29,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 from django.http import Http404
 
-from crm import access, mail_text, notifications, tickets
+from crm import access, mail_text, notifications, reply_tokens, tickets
 from crm.models import InboundMail, Organization, UserProfile
 
 CREATED, COMMENTED, IGNORED, REFUSED = "created", "commented", "ignored", "refused"
 _SUBJECT_TICKET = re.compile(r"\[#(\d+)\]")
-_TOKEN = re.compile(r"\+([0-9]+x[0-9]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)@")
+# Any case: a server on the way may have changed it (crm/reply_tokens.py reads it back either way).
+_TOKEN = re.compile(r"\+([0-9]+x[0-9]+\.[a-z0-9_-]+\.[a-z0-9_-]+)@", re.IGNORECASE)
 _AUTOMATIC_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _QUOTE_START = re.compile(
     r"^(On .{0,200} wrote:|-----Original Message-----|W dniu .{0,200} pisze:)\s*$", re.M
@@ -127,7 +128,7 @@ def _handle(message: EmailMessage, sender: str) -> Outcome:
 
 def _reply(message: EmailMessage, sender: str, token: str) -> Outcome:
     try:
-        ticket_id, user_id = notifications.read_reply_token(token)
+        ticket_id, user_id = reply_tokens.read(token)
     except signing.SignatureExpired:
         return Outcome(REFUSED, "the reply address has expired; reply to a newer message about the ticket")
     except signing.BadSignature:

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core import signing
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from crm import access
+from crm import access, reply_tokens
 from crm.models import OutboundMail, Ticket, TicketComment, UserProfile
 
 CREATED, COMMENTED, INTERNAL_NOTE, STATUS, RESOLVED, ASSIGNED = (
@@ -36,7 +35,6 @@ CREATED, COMMENTED, INTERNAL_NOTE, STATUS, RESOLVED, ASSIGNED = (
     "resolved",
     "assigned",
 )
-REPLY_SALT = "crm.notifications.reply"
 
 
 @dataclass(frozen=True)
@@ -178,21 +176,7 @@ def mail_domain() -> str:
 def reply_address(ticket: Ticket, person) -> str:
     """support+<token>@domain: a reply to it comes back to this ticket, from this person."""
     local, _at, domain = (settings.HELPDESK_REPLY_ADDRESS or settings.DEFAULT_FROM_EMAIL).rpartition("@")
-    return f"{local}+{reply_token(ticket.pk, person.pk)}@{domain}"
-
-
-def reply_token(ticket_id: int, user_id: int) -> str:
-    return signing.TimestampSigner(salt=REPLY_SALT, sep=".").sign(f"{ticket_id}x{user_id}")
-
-
-def read_reply_token(token: str) -> tuple[int, int]:
-    """(ticket id, user id) of a token we made and that is younger than REPLY_TOKEN_MAX_AGE_DAYS;
-    signing.BadSignature (or SignatureExpired) otherwise."""
-    value = signing.TimestampSigner(salt=REPLY_SALT, sep=".").unsign(
-        token, max_age=settings.REPLY_TOKEN_MAX_AGE_DAYS * 86400
-    )
-    ticket_id, _x, user_id = value.partition("x")
-    return int(ticket_id), int(user_id)
+    return f"{local}+{reply_tokens.make(ticket.pk, person.pk)}@{domain}"
 
 
 DIGEST_TICKETS = 50  # listed in a digest; the count says how many more there are

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
 
-from crm import intake, notifications
+from crm import intake, reply_tokens
 from crm.models import InboundMail, Organization, OutboundMail, Ticket, TicketAttachment, TicketComment
 from tests.support.dovecot import Dovecot
 
@@ -72,7 +72,7 @@ def test_the_same_message_delivered_twice_creates_one_ticket(helpdesk):
 def _reply_to(
     ticket: Ticket, person, body: str = "It works again, thanks.\n\nOn Mon, agnes wrote:\n> restart it"
 ) -> bytes:
-    token = notifications.reply_token(ticket.pk, person.pk)
+    token = reply_tokens.make(ticket.pk, person.pk)
     return mail(
         sender=person.email,
         subject=f"Re: [#{ticket.pk}] {ticket.title}",
@@ -113,6 +113,19 @@ OUTLOOK_TICKET = (
 )
 
 
+def test_a_reply_whose_address_a_server_changed_to_capitals_still_becomes_a_comment(helpdesk):
+    token = reply_tokens.make(helpdesk.acme_ticket.pk, helpdesk.alice.pk)
+    raw = mail(
+        sender=helpdesk.alice.email,
+        subject=f"Re: [#{helpdesk.acme_ticket.pk}]",
+        body="Fixed.",
+        to=f"SUPPORT+{token.upper()}@HELPDESK.EXAMPLE",
+    )
+    outcome = intake.receive(raw)
+    assert outcome.kind == intake.COMMENTED, outcome.detail
+    assert TicketComment.objects.get(ticket=helpdesk.acme_ticket).body == "Fixed."
+
+
 def test_an_html_only_reply_becomes_the_text_its_writer_typed_without_the_quote(helpdesk):
     raw = _html_only(_reply_to(helpdesk.acme_ticket, helpdesk.alice), GMAIL_REPLY)
 
@@ -131,7 +144,7 @@ def test_an_html_only_ticket_keeps_its_paragraphs_and_drops_styles_and_the_forwa
 
 def test_a_forged_expired_or_borrowed_token_does_not_thread(helpdesk, settings, monkeypatch):
     ticket, alice, bob = helpdesk.acme_ticket, helpdesk.alice, helpdesk.bob
-    token = notifications.reply_token(ticket.pk, alice.pk)
+    token = reply_tokens.make(ticket.pk, alice.pk)
     forged = mail(
         sender=alice.email, subject=f"Re: [#{ticket.pk}]", to=f"support+{token[:-2]}xx@helpdesk.example"
     )

@@ -2,6 +2,7 @@
 put mails in the outbox; send_notifications sends them to a real SMTP server on the loopback (aiosmtpd)
 — or finds it gone, and tries again later."""
 
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -11,7 +12,7 @@ from django.core import signing
 from django.core.management import call_command
 from django.utils import timezone
 
-from crm import notifications, outbox, tickets
+from crm import outbox, reply_tokens, tickets
 from crm.models import Organization, OutboundMail, Ticket, UserProfile
 from monitoring import checks, metrics
 from tests.support.mailbox import Mailbox
@@ -85,7 +86,7 @@ def test_a_new_ticket_mails_the_requester_in_their_language_and_every_agent_whil
     assert to_agnes.message["Auto-Submitted"] == "auto-generated"
     assert to_agnes.message["References"] == f"<ticket-{ticket.pk}@support.example>"
     token = to_agnes.message["Reply-To"].split("+", 1)[1].split("@")[0]
-    assert notifications.read_reply_token(token) == (ticket.pk, people["agnes"].pk)
+    assert reply_tokens.read(token) == (ticket.pk, people["agnes"].pk)
 
 
 def test_a_public_comment_reaches_the_customers_and_the_assignee_but_not_its_author(people, smtp):
@@ -191,14 +192,47 @@ def test_a_mail_is_given_up_after_the_last_attempt_and_the_waits_double(people, 
 
 
 def test_a_forged_or_expired_reply_token_is_refused(settings):
-    token = notifications.reply_token(12, 34)
-    assert notifications.read_reply_token(token) == (12, 34)
-    forged = token.replace("12x34", "13x34")
-    with pytest.raises(signing.BadSignature):
-        notifications.read_reply_token(forged)
+    token = reply_tokens.make(12, 34)
+    assert reply_tokens.read(token) == (12, 34)
+    for forged in (token.replace("12x34", "13x34"), token[:-1] + ("a" if token[-1] != "a" else "b")):
+        with pytest.raises(signing.BadSignature):
+            reply_tokens.read(forged)
     settings.REPLY_TOKEN_MAX_AGE_DAYS = 0
     with pytest.raises(signing.SignatureExpired):
-        notifications.read_reply_token(token)
+        reply_tokens.read(token)
+
+
+def test_a_reply_token_is_read_in_any_case_and_fits_an_address_local_part():
+    token = reply_tokens.make(1_234_567, 7_654_321)
+    assert re.fullmatch(r"[a-z0-9.]+", token), token  # nothing a server could change the case of
+    assert len(f"support+{token}") <= 64  # RFC 5321's limit for the part before the @
+    assert reply_tokens.read(token.upper()) == reply_tokens.read(token) == (1_234_567, 7_654_321)
+
+
+def test_a_reply_token_expires_exactly_after_its_days(settings, monkeypatch):
+    now, days = 1_800_000_000, settings.REPLY_TOKEN_MAX_AGE_DAYS
+    monkeypatch.setattr(reply_tokens.time, "time", lambda: now)
+    assert reply_tokens.read(reply_tokens.make(12, 34, now=now - days * 86400)) == (12, 34)
+    with pytest.raises(signing.SignatureExpired):
+        reply_tokens.read(reply_tokens.make(12, 34, now=now - days * 86400 - 1))
+
+
+def test_a_reply_token_outlives_a_secret_key_rotation_while_the_old_key_is_a_fallback(settings):
+    token = reply_tokens.make(12, 34)
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "n" * 60, [settings.SECRET_KEY]
+    assert reply_tokens.read(token) == (12, 34)
+    settings.SECRET_KEY_FALLBACKS = []
+    with pytest.raises(signing.BadSignature):
+        reply_tokens.read(token)
+
+
+def test_a_reply_token_of_the_previous_release_is_read_until_it_expires(settings):
+    """Notifications sent before the update carry Django TimestampSigner tokens; replies keep coming."""
+    previous = signing.TimestampSigner(salt="crm.notifications.reply", sep=".").sign("12x34")
+    assert reply_tokens.read(previous) == (12, 34)
+    settings.REPLY_TOKEN_MAX_AGE_DAYS = 0
+    with pytest.raises(signing.SignatureExpired):
+        reply_tokens.read(previous)
 
 
 def test_the_outbox_check_warns_at_its_threshold_and_counts_dead_letters(people, settings):
