@@ -28,6 +28,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 from django.http import Http404
+from django.utils.translation import gettext_noop
 
 from crm import access, mail_text, notifications, reply_tokens, tickets
 from crm.models import InboundMail, Organization, UserProfile
@@ -45,19 +46,36 @@ _QUOTE_START = re.compile(
 @dataclass(frozen=True)
 class Outcome:
     kind: str
-    detail: str
+    detail: str  # in English, for the operator (and a Postfix bounce)
     ticket_id: int | None = None
+    # A refusal's reason as a message id and its values: the notice to the sender is in their language.
+    reason: tuple[str, dict] | None = None
 
 
-def receive(raw: bytes) -> Outcome:
-    """Handle one message (its bytes as delivered)."""
+def refused(message_id: str, **values) -> Outcome:
+    """A refusal; `message_id` is marked for translation (gettext_noop) where it is written."""
+    return Outcome(REFUSED, message_id % values, reason=(message_id, values))
+
+
+def receive(raw: bytes, *, answer_refusal: bool = False) -> Outcome:
+    """Handle one message (its bytes as delivered). answer_refusal: tell a known sender by mail why a
+    refused message was not taken (crm/notifications.py refusal_notice); for mailboxes, where no MTA
+    bounces it as Postfix does for a refused pipe."""
     if len(raw) > settings.INTAKE_MAX_BYTES:
-        return Outcome(REFUSED, too_large())
+        return too_large()
     message = message_from_bytes(raw, policy=policy.default)
+    outcome = _receive(message)
+    if answer_refusal and outcome.kind == REFUSED:
+        sender = parseaddr(str(message.get("From", "")))[1].strip().lower()
+        notifications.refusal_notice(sender, message, outcome.reason)
+    return outcome
+
+
+def _receive(message: EmailMessage) -> Outcome:
     message_id = (message.get("Message-ID") or "").strip()[:255]
     if not message_id:
-        return Outcome(
-            REFUSED, "the message has no Message-ID; it cannot be told apart from a second delivery"
+        return refused(
+            gettext_noop("the message has no Message-ID; it cannot be told apart from a second delivery")
         )
     if InboundMail.objects.filter(message_id=message_id).exists():
         return Outcome(IGNORED, f"{message_id} was received before")
@@ -65,12 +83,14 @@ def receive(raw: bytes) -> Outcome:
     automatic = _automatic(message)
     if automatic:
         return _remember(message_id, sender, Outcome(IGNORED, automatic))
+    if notifications.answers_refusal_notice(message):  # its footer says so; and no notice loop either
+        return _remember(message_id, sender, Outcome(IGNORED, "an answer to a refusal notice of ours"))
     try:
         with transaction.atomic():
             try:
                 outcome = _handle(message, sender)
             except _Refused as refusal:
-                outcome = Outcome(REFUSED, str(refusal))
+                outcome = refusal.outcome
             InboundMail.objects.create(
                 message_id=message_id, sender=sender, ticket_id=outcome.ticket_id, outcome=outcome.kind
             )
@@ -110,14 +130,15 @@ def _handle(message: EmailMessage, sender: str) -> Outcome:
     if token is not None:
         return _reply(message, sender, token)
     if _SUBJECT_TICKET.search(str(message.get("Subject", ""))):
-        return Outcome(REFUSED, _bounce_reply_unmatched())
+        return _reply_unmatched()
     author = _sender_account(sender)
     if author is None:
-        return Outcome(
-            REFUSED, f"{sender or 'the sender'} is not known to the helpdesk; ask us for an account"
+        return refused(
+            gettext_noop("%(sender)s is not known to the helpdesk; ask us for an account"),
+            sender=sender or "the sender",
         )
     if access.organization_id_of(author) is None:
-        return Outcome(REFUSED, "agents open tickets in the helpdesk itself, not by e-mail")
+        return refused(gettext_noop("agents open tickets in the helpdesk itself, not by e-mail"))
     uploads = _checked_attachments(message)
     title = (str(message.get("Subject", "")).strip() or "(no subject)")[:200]
     ticket = tickets.open_ticket(author=author, title=title, description=_text(message) or "-")
@@ -130,24 +151,28 @@ def _reply(message: EmailMessage, sender: str, token: str) -> Outcome:
     try:
         ticket_id, user_id = reply_tokens.read(token)
     except signing.SignatureExpired:
-        return Outcome(REFUSED, "the reply address has expired; reply to a newer message about the ticket")
+        return refused(
+            gettext_noop("the reply address has expired; reply to a newer message about the ticket")
+        )
     except signing.BadSignature:
-        return Outcome(REFUSED, _bounce_reply_unmatched())
+        return _reply_unmatched()
     author = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     if author is None or author.email.strip().lower() != sender:
-        return Outcome(REFUSED, "this reply address belongs to someone else; reply from your own mailbox")
+        return refused(
+            gettext_noop("this reply address belongs to someone else; reply from your own mailbox")
+        )
     try:
         ticket = access.get_visible_ticket(author, ticket_id)
     except Http404:
-        return Outcome(REFUSED, f"ticket #{ticket_id} is no longer yours to answer")
+        return refused(gettext_noop("ticket #%(ticket)s is no longer yours to answer"), ticket=ticket_id)
     body = _without_quote(_text(message))
     if not body:
-        return Outcome(REFUSED, "the reply was empty")
+        return refused(gettext_noop("the reply was empty"))
     uploads = _checked_attachments(message)
     try:
         tickets.add_comment(ticket, author, body)
     except (PermissionDenied, ValidationError) as error:
-        return Outcome(REFUSED, str(error))
+        return refused(gettext_noop("the comment was refused: %(why)s"), why=" ".join(_messages(error)))
     for upload in uploads:
         tickets.add_attachment(ticket, author, upload)
     return Outcome(COMMENTED, f"comment on ticket #{ticket.pk} by {author.get_username()}", ticket.pk)
@@ -211,7 +236,15 @@ def _without_quote(text: str) -> str:
 
 
 class _Refused(Exception):
-    """A reason found deep inside to refuse the whole message; its text is the bounce's."""
+    """A reason found deep inside to refuse the whole message."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.detail)
+        self.outcome = outcome
+
+
+def _messages(error: Exception) -> list[str]:
+    return getattr(error, "messages", None) or [str(error)]
 
 
 def _checked_attachments(message: EmailMessage) -> list[SimpleUploadedFile]:
@@ -225,22 +258,31 @@ def _checked_attachments(message: EmailMessage) -> list[SimpleUploadedFile]:
         try:
             tickets.check_upload(upload)
         except ValidationError as error:
-            raise _Refused(" ".join(error.message_dict.get("file", error.messages))) from error
+            why = " ".join(error.message_dict.get("file", error.messages))
+            raise _Refused(refused("%(why)s", why=why)) from error  # Django's text, already translated
         found.append(upload)
     return found
 
 
-def too_large(size: int | None = None) -> str:
-    """The bounce text of a message over INTAKE_MAX_BYTES (size: when known; a pipe is not read past
-    the limit)."""
+def too_large(size: int | None = None) -> Outcome:
+    """The refusal of a message over INTAKE_MAX_BYTES (size: when known; a pipe is not read past the
+    limit)."""
     limit = f"{settings.INTAKE_MAX_BYTES / 2**20:.0f} MB"
     if size is None:
-        return f"the message is larger than {limit}, the most the helpdesk takes"
-    return f"the message is {size / 2**20:.1f} MB; the helpdesk takes messages up to {limit}"
+        return refused(
+            gettext_noop("the message is larger than %(limit)s, the most the helpdesk takes"), limit=limit
+        )
+    return refused(
+        gettext_noop("the message is %(size)s; the helpdesk takes messages up to %(limit)s"),
+        size=f"{size / 2**20:.1f} MB",
+        limit=limit,
+    )
 
 
-def _bounce_reply_unmatched() -> str:
-    return (
-        "the reply could not be matched to a ticket (its reply address is not one the helpdesk made); "
-        "reply to a message about the ticket, or write without [#number] in the subject for a new ticket"
+def _reply_unmatched() -> Outcome:
+    return refused(
+        gettext_noop(
+            "the reply could not be matched to a ticket (its reply address is not one the helpdesk made); "
+            "reply to a message about the ticket, or write without [#number] in the subject for a new ticket"
+        )
     )

@@ -9,6 +9,8 @@ source hands every message to crm/intake.py once and returns the outcomes; none 
   handled come again next time and the Message-ID record (InboundMail) makes nothing twice.
 
 Messages over INTAKE_MAX_BYTES are refused from the size the server lists, without downloading them.
+No MTA bounces what a mailbox source refuses, so a known sender is told by mail why
+(notifications.refusal_notice); stdin's refusals are bounced by Postfix from the exit code.
 Passwords come from 0600 files named in settings, never from the environment or argv.
 """
 
@@ -90,7 +92,7 @@ def from_maildir(folder: Path) -> list[intake.Outcome]:
         if not path.is_file():
             continue
         with path.open("rb") as handle:
-            outcomes.append(intake.receive(handle.read(settings.INTAKE_MAX_BYTES + 1)))
+            outcomes.append(intake.receive(handle.read(settings.INTAKE_MAX_BYTES + 1), answer_refusal=True))
         path.rename(cur / f"{path.name}:2,S")  # seen: handled, whatever the outcome
     return outcomes
 
@@ -159,8 +161,8 @@ def from_pop3(server: Server) -> list[intake.Outcome]:
 def _receive_listed(size: int, fetch: Callable[[], bytes]) -> intake.Outcome:
     """A message the server lists at `size` bytes: refused unread when over INTAKE_MAX_BYTES."""
     if size > settings.INTAKE_MAX_BYTES:
-        return intake.Outcome(intake.REFUSED, intake.too_large(size))
-    return intake.receive(fetch())
+        return intake.too_large(size)
+    return intake.receive(fetch(), answer_refusal=True)
 
 
 def _imap_body(mailbox: imaplib.IMAP4, uid: bytes) -> bytes:

@@ -12,16 +12,21 @@ a mail exists exactly when the change it tells about was committed; crm/outbox.p
 Each carries `[#123]` in the subject, a Reply-To address with a signed token naming the ticket and
 the person (receive_mail threads a reply by it), a Message-ID under the ticket's thread and
 `Auto-Submitted: auto-generated` (RFC 3834), so that well-behaved autoresponders stay quiet.
+
+A message a mailbox poll refused is answered with a refusal notice (refusal_notice), since no MTA
+bounces it.
 """
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from crm import access, reply_tokens
@@ -177,6 +182,59 @@ def reply_address(ticket: Ticket, person) -> str:
     """support+<token>@domain: a reply to it comes back to this ticket, from this person."""
     local, _at, domain = (settings.HELPDESK_REPLY_ADDRESS or settings.DEFAULT_FROM_EMAIL).rpartition("@")
     return f"{local}+{reply_tokens.make(ticket.pk, person.pk)}@{domain}"
+
+
+REFUSAL_EVENT = "refused"
+REFUSAL_NOTICES_PER_DAY = 5  # to one address: a loop with an autoresponder that does not say so ends
+
+
+_REFUSAL_ID_PREFIX = "refused-"
+
+
+def answers_refusal_notice(message: EmailMessage) -> bool:
+    """The message answers one of our refusal notices (by In-Reply-To or References)."""
+    suffix = f"@{mail_domain()}>"
+    ids = " ".join(str(message.get(header, "")) for header in ("In-Reply-To", "References")).split()
+    return any(found.startswith(f"<{_REFUSAL_ID_PREFIX}") and found.endswith(suffix) for found in ids)
+
+
+def refusal_notice(sender: str, message: EmailMessage, reason: tuple[str, dict] | None) -> bool:
+    """Tell the sender of a refused message why, in their language (reason: crm/intake.py's message
+    id and values). Only an active account's address: spam forges senders, and a notice to a stranger
+    would be backscatter. At most REFUSAL_NOTICES_PER_DAY to one address. Returns whether one was
+    queued."""
+    if not sender or reason is None:
+        return False
+    person = get_user_model().objects.filter(email__iexact=sender, is_active=True).order_by("pk").first()
+    if person is None:
+        return False
+    since = timezone.now() - timedelta(days=1)
+    sent = OutboundMail.objects.filter(event=REFUSAL_EVENT, recipient__iexact=sender, created_at__gte=since)
+    if sent.count() >= REFUSAL_NOTICES_PER_DAY:
+        return False
+    language = _language_of(person)
+    text, values = reason
+    # One line: an encoded subject may decode to a line break, which no header may hold.
+    original = " ".join(str(message.get("Subject", "")).split())[:200]
+    with translation.override(language):
+        original = original or _("(no subject)")
+        body = render_to_string(
+            "crm/email/refused.txt", {"name": _name(person), "subject": original, "reason": _(text) % values}
+        )
+        subject = _("Not accepted: %(subject)s") % {"subject": original}
+    headers = {
+        "Message-ID": f"<{_REFUSAL_ID_PREFIX}{uuid.uuid4().hex}@{mail_domain()}>",
+        "Auto-Submitted": "auto-replied",
+        "Content-Language": language,
+    }
+    original_id = " ".join(str(message.get("Message-ID", "")).split())
+    if original_id:
+        headers["In-Reply-To"] = headers["References"] = original_id
+    OutboundMail.objects.create(
+        recipient=person.email, subject=subject[:255], body=body, headers=headers, event=REFUSAL_EVENT
+    )
+    transaction.on_commit(_kick_sender)
+    return True
 
 
 DIGEST_TICKETS = 50  # listed in a digest; the count says how many more there are

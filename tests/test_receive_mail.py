@@ -5,6 +5,7 @@ import imaplib
 import io
 import poplib
 import sys
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -12,6 +13,7 @@ from email.utils import make_msgid
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
+from django.utils import timezone
 
 from crm import intake, reply_tokens
 from crm.models import InboundMail, Organization, OutboundMail, Ticket, TicketAttachment, TicketComment
@@ -154,6 +156,7 @@ def test_a_forged_expired_or_borrowed_token_does_not_thread(helpdesk, settings, 
     subject_only = mail(sender=alice.email, subject=f"Re: [#{ticket.pk}] Acme printer jammed")
     code, output = receive_on_stdin(subject_only, monkeypatch)
     assert code == 65 and "Refused: the reply could not be matched" in output  # bounced with a reason
+    assert not OutboundMail.objects.filter(event="refused").exists()  # Postfix bounces it, not us
     settings.REPLY_TOKEN_MAX_AGE_DAYS = 0
     assert "expired" in intake.receive(_reply_to(ticket, alice)).detail
     assert not TicketComment.objects.exists()
@@ -215,6 +218,62 @@ def test_a_maildir_is_read_once_and_each_message_moves_to_cur(helpdesk, tmp_path
     call_command("receive_mail", "--maildir", str(maildir), stdout=io.StringIO())  # nothing new
     assert Ticket.objects.filter(title="First").count() == 1
     assert InboundMail.objects.count() == 2
+
+
+def _maildir_with(tmp_path, *messages: bytes):
+    maildir = tmp_path / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    for raw in messages:
+        (maildir / "new" / f"{make_msgid(domain='host').strip('<>')}").write_bytes(raw)
+    return maildir
+
+
+def refusal_notices(recipient: str) -> list[OutboundMail]:
+    return list(OutboundMail.objects.filter(event="refused", recipient=recipient))
+
+
+def test_a_reply_a_mailbox_refused_is_answered_in_the_senders_language(helpdesk, settings, tmp_path):
+    """No MTA bounces what a mailbox poll refuses: the sender hears why, or the reply is lost unseen."""
+    profile = helpdesk.alice.profile
+    profile.language = "pl"
+    profile.save()
+    settings.REPLY_TOKEN_MAX_AGE_DAYS = 0  # the reply address has expired
+    reply = _reply_to(helpdesk.acme_ticket, helpdesk.alice)
+    call_command("receive_mail", "--maildir", str(_maildir_with(tmp_path, reply)), stdout=io.StringIO())
+
+    (notice,) = refusal_notices(helpdesk.alice.email)
+    ticket = helpdesk.acme_ticket
+    assert notice.subject == f"Nie przyjęto: Re: [#{ticket.pk}] {ticket.title}"
+    assert "adres odpowiedzi wygasł; odpowiedz na nowszą wiadomość o zgłoszeniu" in notice.body
+    original = message_from_bytes(reply, policy=policy.default)
+    assert notice.headers["In-Reply-To"] == notice.headers["References"] == original["Message-ID"]
+    assert notice.headers["Auto-Submitted"] == "auto-replied"  # autoresponders stay quiet (RFC 3834)
+    assert not TicketComment.objects.exists()
+    # The notice, come back (an autoresponder, or the sender answering it), is never answered again.
+    returned = mail(
+        sender=helpdesk.alice.email, subject=f"Re: {notice.subject}", In_Reply_To=notice.headers["Message-ID"]
+    )
+    assert intake.receive(returned, answer_refusal=True).kind == intake.IGNORED
+    assert len(refusal_notices(helpdesk.alice.email)) == 1
+
+
+def test_refusals_are_answered_to_known_senders_only_and_at_most_five_a_day(helpdesk, tmp_path):
+    unmatched = [mail(subject=f"Re: [#{helpdesk.acme_ticket.pk}] try {n}") for n in range(6)]  # no token
+    stranger = mail(sender="forged@spam.example", subject="Re: [#1] invoice")
+    call_command(
+        "receive_mail", "--maildir", str(_maildir_with(tmp_path, *unmatched, stranger)), stdout=io.StringIO()
+    )
+
+    notices = refusal_notices(helpdesk.alice.email)
+    assert len(notices) == 5  # the sixth refusal is not answered
+    assert "could not be matched to a ticket" in notices[0].body  # alice's language: the default
+    assert not OutboundMail.objects.filter(recipient="forged@spam.example").exists()  # no backscatter
+    OutboundMail.objects.filter(pk=notices[0].pk).update(
+        created_at=timezone.now() - timedelta(days=1, seconds=1)
+    )
+    intake.receive(mail(subject=f"Re: [#{helpdesk.acme_ticket.pk}] again"), answer_refusal=True)
+    assert len(refusal_notices(helpdesk.alice.email)) == 6  # one of the five is older than a day
 
 
 def test_a_ticket_by_mail_is_announced_like_any_other(helpdesk):
@@ -329,11 +388,11 @@ def test_a_pop3_poll_that_fails_half_way_deletes_nothing_and_the_next_makes_noth
     use_mailbox(settings, dovecot, tmp_path)
     real_receive, seen = intake.receive, []
 
-    def receive_then_fail(raw: bytes) -> intake.Outcome:
+    def receive_then_fail(raw: bytes, **options) -> intake.Outcome:
         seen.append(raw)
         if len(seen) == 2:
             raise OperationalError(2006, "MySQL server has gone away")
-        return real_receive(raw)
+        return real_receive(raw, **options)
 
     monkeypatch.setattr(intake, "receive", receive_then_fail)
     with pytest.raises(OperationalError, match="gone away"):
