@@ -7,7 +7,7 @@ is not revealed.
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404
 
 from crm.models import Ticket, TicketAttachment, TicketComment, UserProfile
@@ -63,12 +63,13 @@ def get_visible_attachment(user: User, pk: int) -> TicketAttachment:
 
 
 def assignable_users() -> QuerySet:
-    """People a ticket can be assigned to: active agents and admins."""
+    """People a ticket can be assigned to: active agents and admins (superusers are admins).
+
+    Their ids are read first, each from an index (profiles by role, users by is_superuser: migration
+    0010). One query OR-ing the two read every user: 34 ms at 100,000 customers, on every page of the
+    list an agent opens and on every event of an unassigned ticket."""
+    users = get_user_model().objects
     staff_roles = [UserProfile.Role.AGENT, UserProfile.Role.ADMIN]
-    # A subquery, not a join: OR-ing a joined column defeats the indexes (4 ms vs 1 ms at 2,000 users).
-    staff_ids = UserProfile.objects.filter(role__in=staff_roles).values("user_id")
-    return (
-        get_user_model()
-        .objects.filter(Q(pk__in=staff_ids) | Q(is_superuser=True), is_active=True)
-        .order_by("username")
-    )
+    staff = UserProfile.objects.filter(role__in=staff_roles).values_list("user_id", flat=True)
+    ids = set(staff.union(users.filter(is_superuser=True).values_list("pk", flat=True)))
+    return users.filter(pk__in=ids, is_active=True).order_by("username")

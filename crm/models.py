@@ -53,6 +53,8 @@ class UserProfile(models.Model):
     class Meta:
         verbose_name = _("user profile")
         verbose_name_plural = _("user profiles")
+        # The few agents and admins among (possibly) very many customers: crm.access.assignable_users.
+        indexes = [models.Index(fields=["role", "user"], name="crm_userprofile_role_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(role__in=["customer", "agent", "admin"]), name="crm_userprofile_role_valid"

@@ -75,3 +75,29 @@ def test_ticket_list_indexes_exist_in_the_database(db):
         constraints = connection.introspection.get_constraints(cursor, Ticket._meta.db_table)
     indexes = {name for name, info in constraints.items() if info["index"]}
     assert {"crm_ticket_created_idx", "crm_ticket_status_created_idx", "crm_ticket_org_status_idx"} <= indexes
+
+
+def test_agents_admins_and_superusers_are_assignable_and_customers_and_inactive_people_are_not(helpdesk):
+    from django.contrib.auth import get_user_model
+
+    from crm import access
+    from tests.conftest import _person
+
+    users = get_user_model().objects
+    users.create_user("root", "root@example.com", "pw", is_superuser=True)  # no profile at all
+    _person("gone", "agent", is_active=False)
+    _person("zed", "agent")
+    assert [user.username for user in access.assignable_users()] == ["adam", "agnes", "root", "zed"]
+    assert access.assignable_users().filter(pk=helpdesk.alice.pk).exists() is False
+
+
+def test_the_assignee_indexes_exist_in_the_database(db):
+    from django.contrib.auth import get_user_model
+
+    from crm.models import UserProfile
+
+    with connection.cursor() as cursor:
+        profile = connection.introspection.get_constraints(cursor, UserProfile._meta.db_table)
+        user = connection.introspection.get_constraints(cursor, get_user_model()._meta.db_table)
+    assert profile["crm_userprofile_role_idx"]["columns"] == ["role", "user_id"]
+    assert user["crm_user_superuser_idx"]["columns"] == ["is_superuser"]

@@ -8,8 +8,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.http import QueryDict
+from django.test.utils import CaptureQueriesContext
 
 from crm import access, demo_data, frequent_search, ticket_filters
+from crm.models import UserProfile
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -78,3 +80,33 @@ def test_the_walk_for_frequent_words_reads_an_index_in_order_and_looks_comments_
             if comments["select_type"] != "DEPENDENT SUBQUERY" or comments["type"] != "ref":
                 problems.append((user.username, sort, "comments", comments["select_type"], comments["type"]))
     assert problems == [], problems
+
+
+def test_the_people_a_ticket_can_be_assigned_to_are_read_from_indexes_not_from_every_user():
+    """A few agents among very many customers: the list's assignee options (and every event of an
+    unassigned ticket) read the role and superuser indexes, never the whole user table."""
+    users = get_user_model().objects
+    customers = users.bulk_create(
+        get_user_model()(username=f"c{n}", email=f"c{n}@x.example") for n in range(3000)
+    )
+    UserProfile.objects.bulk_create(UserProfile(user=user, role="customer") for user in customers)
+    agent = users.create_user("agent", "agent@x.example")
+    UserProfile.objects.create(user=agent, role="agent")
+    users.create_user("root", "root@x.example", is_superuser=True)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE TABLE auth_user, crm_userprofile")
+        cursor.fetchall()
+    with CaptureQueriesContext(connection) as queries:
+        assert [name for _id, name in access.assignable_users().values_list("id", "username")] == [
+            "agent",
+            "root",
+        ]
+    scans = []
+    with connection.cursor() as cursor:
+        for query in queries.captured_queries:
+            cursor.execute("EXPLAIN " + query["sql"])
+            columns = [column[0] for column in cursor.description]
+            for row in (dict(zip(columns, row, strict=True)) for row in cursor.fetchall()):
+                if row["type"] == "ALL" and not str(row["table"]).startswith("<union"):
+                    scans.append((row["table"], query["sql"]))
+    assert scans == []
