@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 
 from updater.backup.engines.base import CHUNK, EngineError, tool_environment
+from updater.backup.engines.client_options import ClientOptions
 
 FORMAT = "mariabackup"
 TOOL = "mariadb-backup"
@@ -30,16 +31,15 @@ def tool(name: str = TOOL) -> str:
     return found
 
 
-def iter_backup(option_file: str, pass_fds: tuple[int, ...] = ()) -> Iterator[bytes]:
-    """The mbstream of a hot physical backup, as mariadb-backup writes it. `pass_fds`: descriptors the
-    option file needs (an in-memory file read as /dev/fd/N)."""
+def iter_backup(options: ClientOptions) -> Iterator[bytes]:
+    """The mbstream of a hot physical backup, as mariadb-backup writes it."""
     program = tool()
     scratch_directory = tempfile.TemporaryDirectory(prefix="helpdesk-mariabackup-")
     with scratch_directory as scratch, tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             [
                 program,
-                f"--defaults-extra-file={option_file}",  # must come first
+                f"--defaults-extra-file={options.path}",  # must come first
                 "--backup",
                 "--stream=mbstream",
                 f"--parallel={COPY_THREADS}",
@@ -49,7 +49,7 @@ def iter_backup(option_file: str, pass_fds: tuple[int, ...] = ()) -> Iterator[by
             stderr=log,
             stdin=subprocess.DEVNULL,
             env=tool_environment(),
-            pass_fds=pass_fds,
+            pass_fds=options.fds,
         )
         try:
             while chunk := process.stdout.read(CHUNK):

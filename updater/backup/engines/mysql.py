@@ -60,7 +60,7 @@ class MySQLEngine(Engine):
     def iter_dump(self, fmt: str = "sql") -> Iterator[bytes]:
         if fmt == mariabackup.FORMAT:
             with self._option_file() as options:
-                yield from mariabackup.iter_backup(options.path, options.fds)
+                yield from mariabackup.iter_backup(options)
             return
         dump = self._tool("mariadb-dump", "mysqldump")
         with self._option_file() as options, tempfile.TemporaryFile() as errors:
