@@ -66,8 +66,7 @@ def receive(raw: bytes, *, answer_refusal: bool = False) -> Outcome:
     message = message_from_bytes(raw, policy=policy.default)
     outcome = _receive(message)
     if answer_refusal and outcome.kind == REFUSED:
-        sender = parseaddr(str(message.get("From", "")))[1].strip().lower()
-        notifications.refusal_notice(sender, message, outcome.reason)
+        notifications.refusal_notice(_known_account(_sender(message)), message, outcome.reason)
     return outcome
 
 
@@ -79,7 +78,7 @@ def _receive(message: EmailMessage) -> Outcome:
         )
     if InboundMail.objects.filter(message_id=message_id).exists():
         return Outcome(IGNORED, f"{message_id} was received before")
-    sender = parseaddr(str(message.get("From", "")))[1].strip().lower()
+    sender = _sender(message)
     automatic = _automatic(message)
     if automatic:
         return _remember(message_id, sender, Outcome(IGNORED, automatic))
@@ -190,12 +189,23 @@ def _reply_token(message: EmailMessage) -> str | None:
     return None
 
 
+def _sender(message: EmailMessage) -> str:
+    """The From address, lowercased: what accounts and reply tokens are matched against."""
+    return parseaddr(str(message.get("From", "")))[1].strip().lower()
+
+
+def _known_account(sender: str):
+    """The active account with this address (the oldest, if several share it), or None."""
+    if not sender:
+        return None
+    return get_user_model().objects.filter(email__iexact=sender, is_active=True).order_by("pk").first()
+
+
 def _sender_account(sender: str):
+    found = _known_account(sender)
+    if found is not None:
+        return found
     users = get_user_model().objects
-    if sender:
-        found = users.filter(email__iexact=sender, is_active=True).order_by("pk").first()
-        if found is not None:
-            return found
     name = settings.INTAKE_UNKNOWN_SENDER_ORGANIZATION
     if not name or not sender:
         return None

@@ -198,18 +198,17 @@ def answers_refusal_notice(message: EmailMessage) -> bool:
     return any(found.startswith(f"<{_REFUSAL_ID_PREFIX}") and found.endswith(suffix) for found in ids)
 
 
-def refusal_notice(sender: str, message: EmailMessage, reason: tuple[str, dict] | None) -> bool:
+def refusal_notice(person, message: EmailMessage, reason: tuple[str, dict] | None) -> bool:
     """Tell the sender of a refused message why, in their language (reason: crm/intake.py's message
-    id and values). Only an active account's address: spam forges senders, and a notice to a stranger
-    would be backscatter. At most REFUSAL_NOTICES_PER_DAY to one address. Returns whether one was
-    queued."""
-    if not sender or reason is None:
-        return False
-    person = get_user_model().objects.filter(email__iexact=sender, is_active=True).order_by("pk").first()
-    if person is None:
+    id and values). `person`: the sender's active account, or None for a stranger, who gets nothing:
+    spam forges senders, and a notice would be backscatter. At most REFUSAL_NOTICES_PER_DAY to one
+    address. Returns whether one was queued."""
+    if person is None or reason is None:
         return False
     since = timezone.now() - timedelta(days=1)
-    sent = OutboundMail.objects.filter(event=REFUSAL_EVENT, recipient__iexact=sender, created_at__gte=since)
+    sent = OutboundMail.objects.filter(
+        event=REFUSAL_EVENT, recipient__iexact=person.email, created_at__gte=since
+    )
     if sent.count() >= REFUSAL_NOTICES_PER_DAY:
         return False
     language = _language_of(person)
