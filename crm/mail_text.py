@@ -10,14 +10,9 @@ import re
 from html.parser import HTMLParser
 
 _HIDDEN = frozenset({"script", "style", "head", "title", "template", "noscript"})
-_BLOCKS = frozenset(
-    {
-        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "footer", "form",
-        "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre",
-        "section", "table", "tr", "ul",
-    }
-)  # fmt: skip
 _PARAGRAPHS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "table", "ul", "ol", "hr"})
+_SECTIONS = frozenset({"address", "article", "aside", "footer", "form", "header", "main", "nav", "section"})
+_BLOCKS = _PARAGRAPHS | _SECTIONS | {"blockquote", "br", "dd", "div", "dl", "dt", "li", "tr"}
 _QUOTE_CLASSES = frozenset({"gmail_quote", "moz-cite-prefix", "yahoo_quoted"})
 _REST_IS_QUOTED_IDS = frozenset({"divrplyfwdmsg", "appendonsend"})  # Outlook: the quote follows
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
