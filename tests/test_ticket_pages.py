@@ -322,6 +322,32 @@ def test_output_is_escaped(helpdesk, as_user):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in listing
 
 
+def test_each_row_labels_its_cells_in_the_readers_language_and_escapes_what_people_typed(helpdesk, as_user):
+    """The rows are built in Python (crm/templatetags/ticket_rows.py), not by the template language:
+    the cells a phone shows under their labels, the organization for staff only, an empty assignee."""
+    helpdesk.acme.name = 'Acme & <Sons> "Ltd"'
+    helpdesk.acme.save()
+    ticket = helpdesk.acme_ticket
+    Ticket.objects.filter(pk=helpdesk.globex_ticket.pk).update(assigned_to=helpdesk.agent, priority="urgent")
+
+    staff_page = as_user(helpdesk.agent).get("/tickets/", HTTP_ACCEPT_LANGUAGE="pl").content.decode()
+    row = staff_page[staff_page.index(f'<td class="num">{ticket.pk}</td>') :].split("</tr>")[0]
+    assert f'<td data-label="Tytuł"><a href="/tickets/{ticket.pk}/">Acme printer jammed</a></td>' in row
+    assert '<td data-label="Status"><span class="badge status-new">Nowe</span></td>' in row
+    assert '<td data-label="Organizacja">Acme &amp; &lt;Sons&gt; &quot;Ltd&quot;</td>' in row
+    assert '<td data-label="Przypisane do">—</td>' in row
+    assert '<td data-label="Utworzono"><time datetime="' in row
+    other = staff_page[staff_page.index(f'<td class="num">{helpdesk.globex_ticket.pk}</td>') :].split("</tr>")[0]
+    assert '<td data-label="Przypisane do">agnes</td>' in other
+    assert '<span class="badge priority-urgent">Pilny</span>' in other
+    assert staff_page.count("<tr>") == 3  # the header's and two tickets', neither overdue
+
+    customer_page = as_user(helpdesk.alice).get("/tickets/").content.decode()
+    assert f'<td data-label="Title"><a href="/tickets/{ticket.pk}/">' in customer_page
+    assert 'data-label="Organization"' not in customer_page and "Organization</th>" not in customer_page
+    assert "Globex VPN down" not in customer_page
+
+
 def test_post_without_csrf_token_is_refused(helpdesk):
     client = Client(enforce_csrf_checks=True)
     client.force_login(helpdesk.alice)

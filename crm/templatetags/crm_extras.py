@@ -88,11 +88,11 @@ def choice_label(ticket: Ticket, field: str) -> str:
     """ticket.get_<field>_display(), at a fraction of its cost: Django's builds a dict of every choice
     and translates each label to hash it, on every call (two calls a row on the list)."""
     value = getattr(ticket, field)
-    return _choice_labels(field, get_language()).get(value, value)
+    return choice_labels(field, get_language()).get(value, value)
 
 
 @lru_cache(maxsize=32)
-def _choice_labels(field: str, language: str | None) -> dict[str, str]:
+def choice_labels(field: str, language: str | None) -> dict[str, str]:
     """One field's labels in one language (the catalogues do not change while the site runs)."""
     return {value: str(label) for value, label in Ticket._meta.get_field(field).flatchoices}
 
