@@ -1,6 +1,6 @@
 """Benchmark: backup sets (database + attachments) against the handbook's tools and django-dbbackup.
 
-    .venv/bin/python bench/backup.py [--megabytes 300] [--media-megabytes 1024]
+    .venv/bin/python bench/backup.py [--megabytes 300] [--media-megabytes 1024] [--dump-only]
 
 On a throwaway MariaDB whose ticket table is grown to about --megabytes of data (seed_demo, then
 INSERT ... SELECT doubling) and --media-megabytes of attachments (4 MiB files of random bytes, as
@@ -19,15 +19,18 @@ in under 10 % of the first run's time, peak memory <= 64 MB.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -42,6 +45,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=300, help="size of the ticket table to reach")
     parser.add_argument("--media-megabytes", type=int, default=1024, help="attachments to create")
+    parser.add_argument(
+        "--dump-only",
+        action="store_true",
+        help="only the database dump: the anchor, the bare tool, the CPU it takes, two halves at once, ours",
+    )
     args = parser.parse_args()
 
     with (
@@ -60,6 +68,10 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )
         table_mb = _grow_tickets(db, args.megabytes)
+        if args.dump_only:
+            print(f"MariaDB, crm_ticket {table_mb:.0f} MB of data; times are wall clock, one run\n")
+            _dump_timings(tmp, db, env, manage)
+            return
         media_root = tmp / "media"
         files = _make_attachments(db, media_root, args.media_megabytes)
         client_options = _client_options(tmp, db)
@@ -192,6 +204,93 @@ def main() -> None:
             f"{physical_prepare / restore_anchor:9.2f}x   of gunzip | mariadb; then the server is stopped, "
             "the directory moved in and the server started"
         )
+
+
+def _dump_timings(tmp: Path, db: MariaDBServer, env: dict[str, str], manage: list[str]) -> None:
+    """The database part alone, with what bounds it on this machine: the CPU seconds the bare dump
+    takes in mariadb-dump and in the server, and those of compressing and hashing its output as
+    backup_database does; and the most a split over both cores gives, the ticket table (nearly all
+    the data) dumped in two halves by two mariadb-dump at once, each into its own zstd -1."""
+    options = _client_options(tmp, db)
+    dump = _dump_command(options)
+    server = psutil.Process(db.pid)
+    server_before, children_before = sum(server.cpu_times()[:2]), _children_cpu()
+    bare = _timed(lambda: _pipeline([dump], tmp / "raw.sql"))
+    client_cpu, server_cpu = _children_cpu() - children_before, sum(server.cpu_times()[:2]) - server_before
+    ours_cpu = _compress_and_hash_cpu(tmp / "raw.sql")
+    handbook = _timed(lambda: _pipeline([dump, ["gzip", "-6"]], tmp / "anchor.sql.gz"))
+    middle = _median_ticket_id(db)
+    halves = _timed(lambda: _at_once(_halves(options, middle, tmp, compress=False)))
+    halves_zstd = _timed(lambda: _at_once(_halves(options, middle, tmp, compress=True)))
+    _run([*manage, "backup_database", "--database-only"], env)
+    ours = _newest_manifest(tmp / "ours")["duration_seconds"]
+    floor = (client_cpu + server_cpu + ours_cpu) / os.cpu_count()
+    print(f"{'backup, database part':<58} {'seconds':>8} {'vs anchor':>10}")
+    for label, seconds in (
+        ("mariadb-dump | gzip -6 (anchor)", handbook),
+        ("mariadb-dump > file (no compression)", bare),
+        ("crm_ticket in two halves at once, no compression", halves),
+        ("crm_ticket in two halves at once, each | zstd -1", halves_zstd),
+        ("backup_database --database-only, its dump (ours)", ours),
+    ):
+        print(f"{label:<58} {seconds:8.2f} {seconds / handbook:9.2f}x")
+    print(
+        f"\nCPU of the bare dump: mariadb-dump {client_cpu:.2f} s, the server {server_cpu:.2f} s; "
+        f"compressing and hashing its {(tmp / 'raw.sql').stat().st_size / 2**20:.0f} MB as ours does "
+        f"{ours_cpu:.2f} s.\nOn {os.cpu_count()} cores no split of that work ends before {floor:.2f} s = "
+        f"{floor / handbook:.2f}x the anchor (target <= 0.35x)."
+    )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _compress_and_hash_cpu(raw: Path) -> float:
+    """CPU seconds of what backup_database does to each byte of the dump: ISA-L gzip and sha256."""
+    from updater.backup.compression import compressor
+
+    started = time.process_time()
+    gzip, digest = compressor("gzip"), hashlib.sha256()
+    with raw.open("rb") as source:
+        while chunk := source.read(1024 * 1024):
+            digest.update(gzip.compress(chunk))
+    digest.update(gzip.flush())
+    return time.process_time() - started
+
+
+def _median_ticket_id(db: MariaDBServer) -> int:
+    import MySQLdb
+
+    connection = MySQLdb.connect(
+        host="127.0.0.1", port=db.port, user=db.user, passwd=db.password, db="helpdesk"
+    )
+    cursor = connection.cursor()
+    cursor.execute("SELECT COUNT(*) FROM crm_ticket")
+    cursor.execute("SELECT id FROM crm_ticket ORDER BY id LIMIT 1 OFFSET %s", [cursor.fetchone()[0] // 2])
+    middle = cursor.fetchone()[0]
+    connection.close()
+    return middle
+
+
+def _halves(options: Path, middle: int, tmp: Path, *, compress: bool) -> list[tuple[list[list[str]], Path]]:
+    """Two pipelines: the ticket table up to `middle` (with its CREATE TABLE), and the rows after."""
+    dump = _dump_command(options)[:-1]  # without the database name
+    halves = (
+        [*dump, f"--where=id <= {middle}", "helpdesk", "crm_ticket"],
+        [*dump, "--no-create-info", f"--where=id > {middle}", "helpdesk", "crm_ticket"],
+    )
+    return [
+        ([half, ["zstd", "-1", "-q", "-T1"]] if compress else [half], tmp / f"half-{index}.sql")
+        for index, half in enumerate(halves)
+    ]
+
+
+def _at_once(pipelines: list[tuple[list[list[str]], Path]]) -> None:
+    with ThreadPoolExecutor(len(pipelines)) as pool:
+        for done in [pool.submit(_pipeline, commands, output) for commands, output in pipelines]:
+            done.result()
 
 
 def _environment(tmp: Path, url: str) -> dict[str, str]:
