@@ -134,7 +134,7 @@ def _create_locked(
     _remove_stale_partials(directory)
 
     try:
-        warnings = [
+        warnings = engine.clear_left_overs() + [
             f"table {name} is not InnoDB: its dump is not part of the consistent snapshot"
             for name in engine.tables_outside_snapshot(fmt)
         ]

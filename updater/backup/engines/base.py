@@ -59,6 +59,10 @@ class Engine:
     def integrity_problems(self) -> list[str]:
         raise NotImplementedError
 
+    def clear_left_overs(self) -> list[str]:
+        """Remove what killed runs of earlier releases left outside the backup directory; say what."""
+        return []
+
     def tables_outside_snapshot(self, fmt: str) -> list[str]:
         return []
 

@@ -18,7 +18,7 @@ from django.db import connections
 
 from updater.backup.engines import mariabackup
 from updater.backup.engines.base import CHUNK, Engine, EngineError, tool_environment
-from updater.backup.engines.client_options import ClientOptions
+from updater.backup.engines.client_options import ClientOptions, remove_left_over_option_files
 
 
 class MySQLEngine(Engine):
@@ -49,6 +49,12 @@ class MySQLEngine(Engine):
                 text += f'{key}="{escaped}"\n'
         with ClientOptions.holding(text) as client_options:
             yield client_options
+
+    def clear_left_overs(self) -> list[str]:
+        return [
+            f"removed {path}: a killed backup of an earlier release left the database password there"
+            for path in remove_left_over_option_files()
+        ]
 
     def _tool(self, *names: str) -> str:
         for name in names:
