@@ -5,6 +5,8 @@ No date_hierarchy: on MySQL/MariaDB it needs the server's time-zone tables, whic
 
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
+from django.db.models import Q
+from django.utils.text import smart_split, unescape_string_literal
 
 from crm import ticket_filters
 
@@ -81,7 +83,7 @@ class TicketAdmin(CheckedLookupsAdmin):
     # at a million tickets, as its sampled statistics fall. The page's organizations and assignees are
     # read in one query each instead (get_queryset), as the helpdesk's own list reads them.
     list_select_related = ()
-    search_fields = ["title", "description", "organization__name"]
+    search_fields = ["title", "description"]  # and the organization's name: get_search_results
     autocomplete_fields = ["organization"]
     raw_id_fields = ["created_by", "assigned_to"]
     readonly_fields = ["created_at", "updated_at"]
@@ -91,6 +93,19 @@ class TicketAdmin(CheckedLookupsAdmin):
 
     def get_queryset(self, request):
         return ticket_filters.with_related(super().get_queryset(request))
+
+    def get_search_results(self, request, queryset, search_term):
+        """Django's search (every word, each in the title, the description or the organization's
+        name), with the organizations whose names match read first and matched by id: searched
+        through a join, the organizations are where MariaDB may start again (seconds a search)."""
+        for word in smart_split(search_term):
+            if word.startswith(('"', "'")) and word[0] == word[-1]:
+                word = unescape_string_literal(word)
+            named = list(Organization.objects.filter(name__icontains=word).values_list("id", flat=True))
+            queryset = queryset.filter(
+                Q(title__icontains=word) | Q(description__icontains=word) | Q(organization_id__in=named)
+            )
+        return queryset, False
 
 
 @admin.register(TicketComment)

@@ -107,3 +107,34 @@ def test_admin_ticket_list_joins_no_table_and_reads_organizations_and_assignees_
         assert ticket.organization.name in page and ticket.assigned_to.username in page
     assert pages[0].count('class="field-title"') > pages[1].count('class="field-title"')
     assert counts[0] == counts[1]
+
+
+def test_admin_ticket_search_needs_every_word_in_the_title_description_or_organization_without_a_join(
+    admin_client, demo
+):
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    author = User.objects.first()
+    kestrel, other = Organization.objects.create(name="Kestrel Works"), Organization.objects.first()
+    wanted = Ticket.objects.create(
+        title="Printer jammed", description="d", organization=kestrel, created_by=author
+    )
+    Ticket.objects.create(title="Printer fine", description="d", organization=other, created_by=author)
+
+    def found(term: str) -> set[int]:
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client.get("/admin/crm/ticket/", {"q": term})
+        assert response.status_code == 200
+        rows = [
+            q["sql"] for q in captured if "crm_ticket`.`title" in q["sql"] or 'crm_ticket"."title' in q["sql"]
+        ]
+        assert rows and not [sql for sql in rows if "JOIN" in sql]
+        return {ticket.pk for ticket in response.context["cl"].result_list}
+
+    assert found("kestrel") == {wanted.pk}
+    assert found("KESTREL jammed") == {wanted.pk}  # the organization's name and the title
+    assert found('"Kestrel Works" printer') == {wanted.pk}
+    assert found("kestrel fine") == set()
+    assert wanted.pk not in found("fine")
