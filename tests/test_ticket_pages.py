@@ -331,13 +331,13 @@ def test_each_row_labels_its_cells_in_the_readers_language_and_escapes_what_peop
     Ticket.objects.filter(pk=helpdesk.globex_ticket.pk).update(assigned_to=helpdesk.agent, priority="urgent")
 
     staff_page = as_user(helpdesk.agent).get("/tickets/", HTTP_ACCEPT_LANGUAGE="pl").content.decode()
-    row = staff_page[staff_page.index(f'<td class="num">{ticket.pk}</td>') :].split("</tr>")[0]
+    row = _row(staff_page, ticket.pk)
     assert f'<td data-label="Tytuł"><a href="/tickets/{ticket.pk}/">Acme printer jammed</a></td>' in row
     assert '<td data-label="Status"><span class="badge status-new">Nowe</span></td>' in row
     assert '<td data-label="Organizacja">Acme &amp; &lt;Sons&gt; &quot;Ltd&quot;</td>' in row
     assert '<td data-label="Przypisane do">—</td>' in row
     assert '<td data-label="Utworzono"><time datetime="' in row
-    other = staff_page[staff_page.index(f'<td class="num">{helpdesk.globex_ticket.pk}</td>') :].split("</tr>")[0]
+    other = _row(staff_page, helpdesk.globex_ticket.pk)
     assert '<td data-label="Przypisane do">agnes</td>' in other
     assert '<span class="badge priority-urgent">Pilny</span>' in other
     assert staff_page.count("<tr>") == 3  # the header's and two tickets', neither overdue
@@ -346,6 +346,11 @@ def test_each_row_labels_its_cells_in_the_readers_language_and_escapes_what_peop
     assert f'<td data-label="Title"><a href="/tickets/{ticket.pk}/">' in customer_page
     assert 'data-label="Organization"' not in customer_page and "Organization</th>" not in customer_page
     assert "Globex VPN down" not in customer_page
+
+
+def _row(page: str, ticket_id: int) -> str:
+    """The list row of one ticket, from its number cell to the end of the row."""
+    return page[page.index(f'<td class="num">{ticket_id}</td>') :].split("</tr>")[0]
 
 
 def test_post_without_csrf_token_is_refused(helpdesk):
