@@ -261,11 +261,7 @@ def _compress_and_hash_cpu(raw: Path) -> float:
 
 
 def _median_ticket_id(db: MariaDBServer) -> int:
-    import MySQLdb
-
-    connection = MySQLdb.connect(
-        host="127.0.0.1", port=db.port, user=db.user, passwd=db.password, db="helpdesk"
-    )
+    connection = _connect(db)
     cursor = connection.cursor()
     cursor.execute("SELECT COUNT(*) FROM crm_ticket")
     cursor.execute("SELECT id FROM crm_ticket ORDER BY id LIMIT 1 OFFSET %s", [cursor.fetchone()[0] // 2])
@@ -331,11 +327,7 @@ def _newest_manifest(directory: Path) -> dict:
 
 def _make_attachments(db: MariaDBServer, media_root: Path, megabytes: int) -> int:
     """4 MiB files of random bytes under media_root, each with its attachment row."""
-    import MySQLdb
-
-    connection = MySQLdb.connect(
-        host="127.0.0.1", port=db.port, user=db.user, passwd=db.password, db="helpdesk"
-    )
+    connection = _connect(db)
     cursor = connection.cursor()
     cursor.execute("SELECT id, created_by_id FROM crm_ticket ORDER BY id LIMIT %s", [max(1, megabytes // 4)])
     tickets = cursor.fetchall()
@@ -378,12 +370,15 @@ def _dump_command(options: Path) -> list[str]:
     return ["mariadb-dump", f"--defaults-extra-file={options}", "--single-transaction", "--quick", "helpdesk"]
 
 
-def _grow_tickets(db: MariaDBServer, megabytes: int) -> float:
+def _connect(db: MariaDBServer):
+    """The bench's own connection to the helpdesk database, as the application's user."""
     import MySQLdb
 
-    connection = MySQLdb.connect(
-        host="127.0.0.1", port=db.port, user=db.user, passwd=db.password, db="helpdesk"
-    )
+    return MySQLdb.connect(host="127.0.0.1", port=db.port, user=db.user, passwd=db.password, db="helpdesk")
+
+
+def _grow_tickets(db: MariaDBServer, megabytes: int) -> float:
+    connection = _connect(db)
     cursor = connection.cursor()
     columns = (
         "title, description, status, priority, created_by_id, assigned_to_id, organization_id, "

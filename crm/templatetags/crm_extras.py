@@ -7,7 +7,6 @@ from django import template
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.safestring import mark_safe
-from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from crm import due_dates
@@ -83,17 +82,11 @@ def audit_rows(changes: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
-@register.filter
-def choice_label(ticket: Ticket, field: str) -> str:
-    """ticket.get_<field>_display(), at a fraction of its cost: Django's builds a dict of every choice
-    and translates each label to hash it, on every call (two calls a row on the list)."""
-    value = getattr(ticket, field)
-    return choice_labels(field, get_language()).get(value, value)
-
-
 @lru_cache(maxsize=32)
 def choice_labels(field: str, language: str | None) -> dict[str, str]:
-    """One field's labels in one language (the catalogues do not change while the site runs)."""
+    """One ticket field's labels in one language, for the list's rows: ticket.get_<field>_display()
+    builds a dict of every choice and translates each label to hash it, on every call. The catalogues
+    do not change while the site runs."""
     return {value: str(label) for value, label in Ticket._meta.get_field(field).flatchoices}
 
 
